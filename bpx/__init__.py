@@ -1,0 +1,21 @@
+"""bpx: backpropagation written once against the Python Array API standard.
+
+The same code trains on NumPy, CuPy, PyTorch, JAX or array-api-strict, chosen with
+``backend=``. See the README for a tour and ``docs/`` for the derivations.
+"""
+
+from .backend import Backend, BackendError, DeviceMismatchError, get_backend, to_host
+from .gradcheck import GradcheckError, GradcheckResult, gradcheck
+from .layers import Dense, Identity, Layer, LeakyReLU, Parameter, ReLU, Sigmoid, Softmax, Tanh
+from .losses import BinaryCrossEntropy, HalfSquaredError, Loss, MeanSquaredError, SoftmaxCrossEntropy, get_loss
+from .network import Sequential
+from .optim import SGD, Adam, AdamW, Optimizer, get_optimizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD", "Adam", "AdamW", "Backend", "BackendError", "BinaryCrossEntropy", "Dense", "DeviceMismatchError",
+    "GradcheckError", "GradcheckResult", "HalfSquaredError", "Identity", "Layer", "LeakyReLU", "Loss",
+    "MeanSquaredError", "Optimizer", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax",
+    "SoftmaxCrossEntropy", "Tanh", "get_backend", "get_loss", "get_optimizer", "gradcheck", "to_host",
+]

@@ -1,0 +1,226 @@
+"""``Sequential``: a stack of layers on one backend, with forward, backward and train_step.
+
+The three phases of backpropagation, each written once against the Array API:
+``forward`` (layer by layer), ``backward`` (δ flows right to left; each layer stores
+∂E/∂param) and the optimizer's update. All parameters are updated *simultaneously* from the
+gradients of the same forward pass (true gradient descent).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import init as initializers
+from .backend import Backend, get_backend, to_host
+from .layers import Dense, Layer, Parameter, Sigmoid, Softmax, layer_from_config
+from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
+from .optim import Optimizer, get_optimizer
+
+
+class Sequential:
+    """Layers applied in order on one backend/device/dtype.
+
+    Args:
+        layers: the layers; the first must be a ``Dense`` (it fixes the input width).
+        backend: a name (``numpy``, ``cupy``, ``torch``, ``jax``, ``array_api_strict``,
+            ``auto``), a :class:`Backend`, or ``None`` for ``$BPX_BACKEND`` / numpy.
+        device, dtype: see :func:`bpx.get_backend` (dtype default float32).
+        seed: seed of the host generator that draws initial weights (same seed, same weights
+            on every backend); ``None`` draws fresh entropy.
+
+    Inputs are ``(n_samples, n_features)``. Host data (lists, NumPy arrays) is moved to the
+    device; integer and boolean inputs are cast to the network's float dtype (their values
+    are kept as they are, e.g. pixels stay 0..255).
+    """
+
+    def __init__(self, *layers: Layer, backend: str | Backend | None = None, device: Any = None,
+                 dtype: Any = None, seed: int | None = None) -> None:
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        if not layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{i}] is a {type(layer).__name__}, not a bpx layer")
+        if not isinstance(layers[0], Dense):
+            raise ValueError(f"the first layer must be Dense (it fixes the input width), got {layers[0]!r}")
+        self.backend = get_backend(backend, device, dtype)
+        self.layers = list(layers)
+        self.seed = seed
+        width = layers[0].in_features
+        rng = initializers.make_rng(seed)
+        for i, layer in enumerate(self.layers):
+            layer.name = f"layers[{i}] {type(layer).__name__}"
+            width = layer.output_features(width)
+            layer.build(self.backend, rng)
+        self.in_features = layers[0].in_features
+        self.out_features = width
+        self._resolved: dict[str, Any] = {}
+        self._refresh_parameters()
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def xp(self) -> Any:
+        return self.backend.xp
+
+    def parameters(self) -> list[Parameter]:
+        """All parameters, layer by layer (weight before bias), trainable or not."""
+        return list(self._parameters)
+
+    def named_parameters(self) -> dict[str, Parameter]:
+        """``{"layers.0.weight": Parameter, ...}`` in layer order."""
+        return {f"layers.{i}.{p.name}": p for i, layer in enumerate(self.layers) for p in layer.parameters()}
+
+    def _refresh_parameters(self) -> None:
+        self._parameters = [p for layer in self.layers for p in layer.parameters()]
+
+    @property
+    def n_parameters(self) -> int:
+        total = 0
+        for p in self._parameters:
+            size = 1
+            for d in p.shape:
+                size *= d
+            total += size
+        return total
+
+    def __repr__(self) -> str:
+        inner = ",\n    ".join(repr(layer) for layer in self.layers)
+        return (f"Sequential(\n    {inner},\n    backend={self.backend.name!r}, "
+                f"device={str(self.backend.device)!r}, dtype={self.backend.dtype_name!r})")
+
+    # ------------------------------------------------------------------ inputs
+    def prepare_inputs(self, x: Any, name: str = "x") -> Any:
+        """``x`` as a float ``(n, in_features)`` array on the network's device (see class doc)."""
+        backend, xp = self.backend, self.backend.xp
+        x = backend.asarray(x, name=name)
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            hint = ""
+            if x.ndim == 1:
+                hint = (f"; for one sample use shape (1, {x.shape[0]})" if x.shape[0] == self.in_features
+                        else "")
+            raise ValueError(f"{name}: expected shape (n_samples, {self.in_features}) for the first "
+                             f"Dense layer, got {tuple(x.shape)}{hint}")
+        if x.dtype != backend.dtype:
+            if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
+                raise ValueError(f"{name}: inputs must be real numbers, got dtype {x.dtype}")
+            x = xp.astype(x, backend.dtype)
+        return x
+
+    def prepare_targets(self, t: Any, loss: str | Loss) -> Any:
+        """Targets converted and validated for ``loss`` (see :meth:`Loss.prepare_targets`)."""
+        return self.resolve_loss(loss).prepare_targets(t, self.backend, self.out_features)
+
+    # ------------------------------------------------------------------ the three phases
+    def forward(self, x: Any) -> Any:
+        """Outputs ``(n, out_features)`` for inputs ``x`` ``(n, in_features)``."""
+        return self._forward(self.prepare_inputs(x))
+
+    def _forward(self, x: Any) -> Any:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_output: Any, input_grad: bool = False) -> Any:
+        """Propagate ∂E/∂y ``(n, out_features)`` back through the layers of the last
+        ``forward``; each trainable parameter receives its ``grad``. Returns ∂E/∂x when
+        ``input_grad`` is true (it is skipped otherwise: the data needs no gradient)."""
+        g = grad_output
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            g = self.layers[i].backward(g, input_grad=input_grad or i > 0)
+        return g
+
+    def train_step(self, x: Any, t: Any, loss: str | Loss, optimizer: str | Optimizer) -> Any:
+        """One forward/backward/update on the batch ``(x, t)``. Returns the loss before the
+        update as a 0-d array on the device (no host synchronisation)."""
+        loss = self.resolve_loss(loss)
+        optimizer = self.resolve_optimizer(optimizer)
+        return self._train_step(self.prepare_inputs(x), loss.prepare_targets(t, self.backend, self.out_features),
+                                loss, optimizer)
+
+    def _train_step(self, x: Any, t: Any, loss: Loss, optimizer: Optimizer) -> Any:
+        y = self._forward(x)
+        loss.check_batch(y, t)
+        value, grad = loss.value_and_grad(y, t, self.backend.xp)
+        self.backward(grad)
+        optimizer.step(self._parameters)
+        return value
+
+    def loss(self, x: Any, t: Any, loss: str | Loss) -> Any:
+        """The loss of the whole of ``(x, t)`` as a 0-d device array (no update)."""
+        loss = self.resolve_loss(loss)
+        y = self.forward(x)
+        t = loss.prepare_targets(t, self.backend, self.out_features)
+        loss.check_batch(y, t)
+        return loss.value(y, t, self.backend.xp)
+
+    # ------------------------------------------------------------------ name resolution
+    def resolve_loss(self, loss: str | Loss) -> Loss:
+        """A loss instance for ``loss``, checked against the last layer: the logit losses
+        must not follow a ``Softmax``/``Sigmoid`` layer (that would apply it twice)."""
+        key = ("loss", loss if isinstance(loss, str) else id(loss))
+        cached = self._resolved.get(key)
+        if cached is not None:
+            return cached
+        resolved = get_loss(loss)
+        last = self.layers[-1]
+        if (isinstance(resolved, SoftmaxCrossEntropy) and isinstance(last, Softmax)) or \
+                (isinstance(resolved, BinaryCrossEntropy) and isinstance(last, Sigmoid)):
+            raise ValueError(f"{type(resolved).__name__} takes logits and applies "
+                             f"{type(last).__name__.lower()} itself; remove the final {type(last).__name__} layer")
+        if isinstance(loss, str):
+            self._resolved[key] = resolved
+        return resolved
+
+    def resolve_optimizer(self, optimizer: str | Optimizer) -> Optimizer:
+        """An optimizer instance; a name gives one default-configured instance per network."""
+        if isinstance(optimizer, Optimizer):
+            return optimizer
+        key = ("optimizer", optimizer)
+        if key not in self._resolved:
+            self._resolved[key] = get_optimizer(optimizer)
+        return self._resolved[key]
+
+    # ------------------------------------------------------------------ architecture and weights
+    def config(self) -> dict[str, Any]:
+        """The architecture as JSON-serialisable data (no weights)."""
+        return {"layers": [{"type": type(layer).__name__, **layer.config()} for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], backend: str | Backend | None = None, device: Any = None,
+                    dtype: Any = None, seed: int | None = None) -> Sequential:
+        """Build a network from :meth:`config` output (weights freshly initialised)."""
+        try:
+            specs = config["layers"]
+            layers = [layer_from_config(spec["type"], {k: v for k, v in spec.items() if k != "type"})
+                      for spec in specs]
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"invalid network config: {err!r}") from None
+        return cls(*layers, backend=backend, device=device, dtype=dtype, seed=seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Parameter values copied to host NumPy arrays, keyed as in :meth:`named_parameters`."""
+        return {name: to_host(p.value).copy() for name, p in self.named_parameters().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Set every parameter from ``state`` (host or same-backend arrays), checking names and shapes."""
+        params = self.named_parameters()
+        missing, unexpected = params.keys() - state.keys(), state.keys() - params.keys()
+        if missing or unexpected:
+            raise ValueError(f"state does not match the network: missing {sorted(missing)}, "
+                             f"unexpected {sorted(unexpected)}")
+        values = {}
+        for name, p in params.items():
+            values[name] = initializers.host_values(state[name], p.shape, name)
+        for name, p in params.items():
+            p.value = self.backend.asarray(values[name], self.backend.dtype, copy=True)
+            p.grad = None
+
+    def to(self, backend: str | Backend | None = None, device: Any = None, dtype: Any = None) -> Sequential:
+        """A copy of this network on another backend/device/dtype (weights copied through the host)."""
+        if dtype is None and not isinstance(backend, Backend):
+            dtype = self.backend.dtype_name
+        clone = Sequential.from_config(self.config(), backend=backend, device=device, dtype=dtype, seed=0)
+        clone.load_state_dict(self.state_dict())
+        return clone
