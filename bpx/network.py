@@ -8,6 +8,7 @@ gradients of the same forward pass (true gradient descent).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from . import init as initializers
@@ -218,9 +219,13 @@ class Sequential:
             p.grad = None
 
     def to(self, backend: str | Backend | None = None, device: Any = None, dtype: Any = None) -> Sequential:
-        """A copy of this network on another backend/device/dtype (weights copied through the host)."""
+        """A copy of this network on another backend/device/dtype (weights copied through the
+        host; frozen parameters stay frozen). ``dtype=None`` keeps the current dtype."""
         if dtype is None and not isinstance(backend, Backend):
             dtype = self.backend.dtype_name
-        clone = Sequential.from_config(self.config(), backend=backend, device=device, dtype=dtype, seed=0)
+        clone = Sequential(*(copy.copy(layer) for layer in self.layers), backend=backend, device=device,
+                           dtype=dtype, seed=0)
         clone.load_state_dict(self.state_dict())
+        for mine, theirs in zip(self._parameters, clone._parameters, strict=True):
+            theirs.trainable = mine.trainable
         return clone

@@ -1,0 +1,66 @@
+"""Initialisation: drawn on the host from a seed, so one seed gives the same weights everywhere."""
+
+import numpy as np
+import pytest
+
+import bpx
+from bpx.testing import assert_close, backend_params
+
+CASES = backend_params()
+
+
+def make(cfg, seed=123, init="glorot_uniform"):
+    return bpx.Sequential(bpx.Dense(7, 5, init=init), bpx.Tanh(), bpx.Dense(5, 3, init="he_normal"),
+                          backend=cfg.name, device=cfg.device, dtype=cfg.dtype, seed=seed)
+
+
+@pytest.mark.parametrize("cfg", CASES)
+def test_same_seed_same_weights_on_every_backend(cfg):
+    reference = make(bpx.testing.BackendConfig("numpy", None, "float64"))
+    net = make(cfg)
+    for name, value in net.state_dict().items():
+        assert_close(value, reference.state_dict()[name], dtype=cfg.dtype)
+        assert bpx.to_host(net.named_parameters()[name].value).dtype == np.dtype(cfg.dtype)
+
+
+@pytest.mark.parametrize("cfg", CASES)
+def test_every_parameter_lives_on_the_network_device(cfg):
+    net = make(cfg)
+    backend = net.backend
+    for p in net.parameters():
+        backend.check_array(p.value, p.name)
+
+
+def test_different_seeds_differ_and_statistics_are_right():
+    cfg = bpx.testing.BackendConfig("numpy", None, "float64")
+    a, b = make(cfg, seed=1).state_dict(), make(cfg, seed=2).state_dict()
+    assert not np.array_equal(a["layers.0.weight"], b["layers.0.weight"])
+    big = bpx.Sequential(bpx.Dense(400, 300, init="he_normal"), dtype="float64", seed=0).state_dict()
+    assert abs(big["layers.0.weight"].std() - np.sqrt(2 / 400)) < 0.002
+    assert np.all(big["layers.0.bias"] == 0)
+
+
+def test_explicit_values_are_copied_not_aliased():
+    w = np.array([[1.0, 2.0]])
+    net = bpx.Sequential(bpx.Dense(1, 2, weight=w, bias=[0.5, -0.5]), dtype="float64")
+    net.train_step([[1.0]], [[0.0, 0.0]], "mse", bpx.SGD(lr=0.1))
+    assert_close(w, [[1.0, 2.0]], rtol=0, atol=0)
+
+
+def test_explicit_torch_tensor_is_not_modified():
+    torch = pytest.importorskip("torch")
+    w = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
+    net = bpx.Sequential(bpx.Dense(1, 2, weight=w), backend="torch", dtype="float64")
+    net.train_step(torch.tensor([[1.0]], dtype=torch.float64), [[0.0, 0.0]], "mse", bpx.SGD(lr=0.1))
+    assert w.tolist() == [[1.0, 2.0]]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"weight": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]}, r"expected shape \(3, 2\).*transpose"),
+    ({"weight": [[1.0, float("nan")]] * 3}, "finite"),
+    ({"bias": [1.0, 2.0, 3.0]}, r"Dense bias: expected shape \(2,\)"),
+    ({"init": "orthogonal"}, "unknown initialiser 'orthogonal'"),
+])
+def test_bad_explicit_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        bpx.Dense(3, 2, **kwargs)
