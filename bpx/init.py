@@ -67,6 +67,12 @@ def make_rng(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def batch_order(rng: np.random.Generator, n: int, shuffle: bool = True) -> np.ndarray:
+    """The order in which an epoch visits ``n`` samples: a permutation drawn from ``rng``, or
+    ``0..n-1`` without shuffling."""
+    return rng.permutation(n) if shuffle else np.arange(n)
+
+
 def host_values(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     """Explicit parameter values (nested lists, scalars, any backend's array) as a float64 host
     array of exactly ``shape``; a scalar fills the shape. Raises ValueError on a shape mismatch."""

@@ -33,15 +33,16 @@ class Loss:
         namespace of ``y`` (looked up when not given)."""
         raise NotImplementedError
 
-    def prepare_targets(self, t: Any, backend: Backend, n_outputs: int) -> Any:
-        """Targets as float arrays shaped ``(n, n_outputs)`` on ``backend``'s device."""
-        t = backend.asarray(t, name="targets")
+    def prepare_targets(self, t: Any, backend: Backend, n_outputs: int, name: str = "targets") -> Any:
+        """Targets as float arrays shaped ``(n, n_outputs)`` on ``backend``'s device; ``name``
+        is what error messages call them."""
+        t = backend.asarray(t, name=name)
         xp = backend.xp
         if xp.isdtype(t.dtype, "bool") or not xp.isdtype(t.dtype, ("real floating", "integral")):
-            raise ValueError(f"{self.name}: targets must be real numbers, got dtype {t.dtype}")
+            raise ValueError(f"{self.name}: {name} must be real numbers, got dtype {t.dtype}")
         if t.ndim != 2 or t.shape[1] != n_outputs:
             hint = "; reshape to (n, 1)" if t.ndim == 1 and n_outputs == 1 else ""
-            raise ValueError(f"{self.name}: targets of shape {tuple(t.shape)} do not fit the "
+            raise ValueError(f"{self.name}: {name} of shape {tuple(t.shape)} do not fit the "
                              f"network's {n_outputs} outputs; expected (n, {n_outputs}){hint}")
         return t if t.dtype == backend.dtype else xp.astype(t, backend.dtype)
 
@@ -88,20 +89,19 @@ class SoftmaxCrossEntropy(Loss):
     name = "softmax_cross_entropy"
     classification = True
 
-    def prepare_targets(self, t: Any, backend: Backend, n_outputs: int) -> Any:
+    def prepare_targets(self, t: Any, backend: Backend, n_outputs: int, name: str = "targets") -> Any:
         host = _host_if_cheap(t)
         if host is not None and host.ndim == 1:
             if host.dtype.kind not in "iu":
                 raise ValueError(f"{self.name}: class labels must be integers, got dtype {host.dtype}")
-            check_labels(host, n_outputs, self.name)
-        t = backend.asarray(t, backend.int_dtype if host is not None and host.ndim == 1 else None,
-                            name="targets")
+            check_labels(host, n_outputs, f"{self.name}: {name}")
+        t = backend.asarray(t, backend.int_dtype if host is not None and host.ndim == 1 else None, name=name)
         xp = backend.xp
         if t.ndim == 1:
             if not xp.isdtype(t.dtype, "integral"):
                 raise ValueError(f"{self.name}: class labels must be integers, got dtype {t.dtype}")
             return t
-        return super().prepare_targets(t, backend, n_outputs)
+        return super().prepare_targets(t, backend, n_outputs, name)
 
     def value_and_grad(self, z: Any, t: Any, xp: Any = None) -> tuple[Any, Any]:
         xp = xp or _ns(z)
@@ -130,12 +130,12 @@ class BinaryCrossEntropy(Loss):
     name = "binary_cross_entropy"
     classification = True
 
-    def prepare_targets(self, t: Any, backend: Backend, n_outputs: int) -> Any:
+    def prepare_targets(self, t: Any, backend: Backend, n_outputs: int, name: str = "targets") -> Any:
         host = _host_if_cheap(t)
         if host is not None and host.size and (host.min() < 0 or host.max() > 1):
-            raise ValueError(f"{self.name}: targets must lie in [0, 1], got values in "
+            raise ValueError(f"{self.name}: {name} must lie in [0, 1], got values in "
                              f"[{host.min()}, {host.max()}]")
-        return super().prepare_targets(t, backend, n_outputs)
+        return super().prepare_targets(t, backend, n_outputs, name)
 
     def value_and_grad(self, z: Any, t: Any, xp: Any = None) -> tuple[Any, Any]:
         xp = xp or _ns(z)

@@ -9,13 +9,18 @@ gradients of the same forward pass (true gradient descent).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from . import init as initializers
 from .backend import Backend, get_backend, to_host
+from .callbacks import Callback
 from .layers import Dense, Layer, Parameter, Sigmoid, Softmax, layer_from_config
 from .losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy, get_loss
 from .optim import Optimizer, get_optimizer
+from .schedules import Schedule
+from .train import History, Trainer, predict
 
 
 class Sequential:
@@ -137,16 +142,52 @@ class Sequential:
         update as a 0-d array on the device (no host synchronisation)."""
         loss = self.resolve_loss(loss)
         optimizer = self.resolve_optimizer(optimizer)
-        return self._train_step(self.prepare_inputs(x), loss.prepare_targets(t, self.backend, self.out_features),
-                                loss, optimizer)
+        x = self.prepare_inputs(x)
+        t = loss.prepare_targets(t, self.backend, self.out_features)
+        return self._train_step(x, t, loss, optimizer)[0]
 
-    def _train_step(self, x: Any, t: Any, loss: Loss, optimizer: Optimizer) -> Any:
+    def _train_step(self, x: Any, t: Any, loss: Loss, optimizer: Optimizer) -> tuple[Any, Any]:
+        """``train_step`` on prepared device arrays; returns ``(loss, outputs before the update)``."""
         y = self._forward(x)
         loss.check_batch(y, t)
         value, grad = loss.value_and_grad(y, t, self.backend.xp)
         self.backward(grad)
         optimizer.step(self._parameters)
-        return value
+        return value, y
+
+    # ------------------------------------------------------------------ training on datasets
+    def fit(self, x: Any, y: Any, *, loss: str | Loss, optimizer: str | Optimizer, epochs: int = 1,
+            batch_size: int = 32, validation_data: tuple[Any, Any] | None = None, shuffle: bool = True,
+            seed: int | None = None, callbacks: Sequence[Callback] = (), lr_schedule: Schedule | None = None,
+            check_every: int | None = None, verbose: int = 1) -> History:
+        """Train on ``(x, y)`` for ``epochs`` passes of minibatches of ``batch_size``.
+
+        ``x`` is ``(n, in_features)``; ``y`` are targets for ``loss`` (class labels ``(n,)`` or
+        rows ``(n, out_features)``). The data moves to the device once; ``seed`` fixes the batch
+        order (same seed, same batches on every backend). Metrics are read back once per epoch
+        (or every ``check_every`` batches, which also bounds how late a NaN is noticed).
+        ``verbose``: 0 silent, 1 a progress bar per epoch and a line per epoch, 2 bars kept.
+        Returns the :class:`History`; Ctrl-C stops at a batch boundary and returns it too.
+        """
+        trainer = Trainer(self, loss, optimizer)
+        return trainer.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
+                           shuffle=shuffle, seed=seed, callbacks=callbacks, lr_schedule=lr_schedule,
+                           check_every=check_every, verbose=verbose)
+
+    def evaluate(self, x: Any, y: Any, loss: str | Loss = "softmax_cross_entropy",
+                 batch_size: int = 1024) -> dict[str, float]:
+        """``{"loss": ..., "accuracy": ...}`` over ``(x, y)`` (accuracy when meaningful)."""
+        return Trainer(self, loss, "sgd").evaluate(x, y, batch_size)
+
+    def predict(self, x: Any, batch_size: int | None = None) -> Any:
+        """Outputs ``(n, out_features)`` on the device (logits for the logit losses)."""
+        return predict(self, x, batch_size)
+
+    def save(self, path: str | Path, optimizer: Optimizer | None = None) -> Path:
+        """Write a checkpoint (architecture, weights, optionally optimizer state); see :mod:`bpx.io`."""
+        from .io import save
+
+        return save(self, path, optimizer)
 
     def loss(self, x: Any, t: Any, loss: str | Loss) -> Any:
         """The loss of the whole of ``(x, t)`` as a 0-d device array (no update)."""
