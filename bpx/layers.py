@@ -87,7 +87,7 @@ class Dense(Layer):
         if bias is not None and not use_bias:
             raise ValueError("Dense: bias values given but use_bias=False")
         self.in_features, self.out_features = in_features, out_features
-        self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")
+        self.init = init
         self._init_fn = initializers.get_initializer(init)
         shape = (in_features, out_features)
         self._weight0 = None if weight is None else initializers.host_values(weight, shape, "Dense weight")
@@ -135,8 +135,8 @@ class Dense(Layer):
 
     def config(self) -> dict[str, Any]:
         cfg: dict[str, Any] = {"in_features": self.in_features, "out_features": self.out_features}
-        if self.init != "glorot_uniform":
-            cfg["init"] = self.init
+        if isinstance(self.init, str) and self.init != "glorot_uniform":
+            cfg["init"] = self.init  # a callable initialiser is not recorded: it matters only before training
         if not self.use_bias:
             cfg["use_bias"] = False
         if not (self.weight.trainable if self.weight else self.train_weight):

@@ -191,3 +191,23 @@ def test_mismatched_sample_counts(mini):
         mlp().fit(x[:10], y[:9], loss="ce", optimizer="sgd", verbose=0)
     with pytest.raises(ValueError, match=r"softmax_cross_entropy: validation y: class label 10 is outside"):
         mlp().fit(x[:10], y[:10], loss="ce", optimizer="sgd", verbose=0, validation_data=(x[:2], [0, 10]))
+
+
+def test_model_checkpoint_keeps_the_best_epoch(tmp_path, mini):
+    from bpx.callbacks import ModelCheckpoint
+
+    x, y, xt, yt = mini
+    net = mlp()
+    best = ModelCheckpoint(tmp_path / "best.npz", monitor="val_accuracy")
+    every = ModelCheckpoint(tmp_path / "epoch{epoch}.npz", save_best_only=False)
+    hist = net.fit(x, y, loss="ce", optimizer=bpx.SGD(lr=0.05), epochs=3, batch_size=100,
+                   validation_data=(xt, yt), callbacks=[best, every], seed=0, verbose=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.npz", "epoch1.npz", "epoch2.npz", "epoch3.npz"]
+    restored = bpx.load(tmp_path / "best.npz")
+    assert restored.evaluate(xt, yt)["accuracy"] == max(hist["val_accuracy"])
+
+
+def test_callable_initialiser_round_trips(tmp_path):
+    net = bpx.Sequential(bpx.Dense(3, 2, init=lambda rng, shape: rng.uniform(-1, 1, size=shape)), seed=0)
+    again = bpx.load(net.save(tmp_path / "m.npz"))
+    assert np.array_equal(again.state_dict()["layers.0.weight"], net.state_dict()["layers.0.weight"])
