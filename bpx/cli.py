@@ -7,6 +7,7 @@ non-zero exit status (2 for usage errors, 1 for everything else).
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -54,7 +55,8 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 
 def _backend_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", help="numpy, cupy, torch, jax, array_api_strict or auto (default: $BPX_BACKEND or numpy)")
+    p.add_argument("--backend",
+                   help="numpy, cupy, torch, jax, array_api_strict or auto (default: $BPX_BACKEND or numpy)")
     p.add_argument("--device", help="device on that backend, e.g. cuda:0 (torch), 1 (cupy), device1 (strict)")
 
 
@@ -125,10 +127,9 @@ def build_mlp(args: argparse.Namespace) -> Any:
     sizes = [784, *args.hidden, 10]
     init = "he_uniform" if args.activation in ("relu", "leaky_relu") else "glorot_uniform"
     layers: list[Any] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(bpx.Dense(n_in, n_out, init=init if i < len(sizes) - 2 else "glorot_uniform"))
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATIONS[args.activation]())
+    for n_in, n_out in itertools.pairwise(sizes[:-1]):
+        layers += [bpx.Dense(n_in, n_out, init=init), ACTIVATIONS[args.activation]()]
+    layers.append(bpx.Dense(sizes[-2], sizes[-1]))
     if args.loss in ("half_squared_error", "mean_squared_error"):
         layers.append(bpx.Sigmoid())  # the classic network: sigmoid outputs fitted to one-hot targets
     return bpx.Sequential(*layers, backend=args.backend, device=args.device, dtype=args.dtype, seed=args.seed)
