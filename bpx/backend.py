@@ -85,6 +85,8 @@ class Backend:
                 dtype = self.dtype
             return xp.asarray(host, dtype=dtype, device=self.device, copy=copy)
         self.check_array(x, name)
+        if getattr(x, "requires_grad", False):  # a torch tensor in an autograd graph: bpx builds none
+            x = x.detach()
         if dtype is not None and x.dtype != dtype:
             return xp.astype(x, dtype)
         if copy:

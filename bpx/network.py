@@ -159,7 +159,7 @@ class Sequential:
     def fit(self, x: Any, y: Any, *, loss: str | Loss, optimizer: str | Optimizer, epochs: int = 1,
             batch_size: int = 32, validation_data: tuple[Any, Any] | None = None, shuffle: bool = True,
             seed: int | None = None, callbacks: Sequence[Callback] = (), lr_schedule: Schedule | None = None,
-            check_every: int | None = None, verbose: int = 1) -> History:
+            check_every: int | None = None, verbose: int = 1, compile: bool = False) -> History:
         """Train on ``(x, y)`` for ``epochs`` passes of minibatches of ``batch_size``.
 
         ``x`` is ``(n, in_features)``; ``y`` are targets for ``loss`` (class labels ``(n,)`` or
@@ -167,12 +167,13 @@ class Sequential:
         order (same seed, same batches on every backend). Metrics are read back once per epoch
         (or every ``check_every`` batches, which also bounds how late a NaN is noticed).
         ``verbose``: 0 silent, 1 a progress bar per epoch and a line per epoch, 2 bars kept.
+        ``compile=True`` (JAX only) runs each step through ``jax.jit`` (see :mod:`bpx.compile`).
         Returns the :class:`History`; Ctrl-C stops at a batch boundary and returns it too.
         """
         trainer = Trainer(self, loss, optimizer)
         return trainer.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                            shuffle=shuffle, seed=seed, callbacks=callbacks, lr_schedule=lr_schedule,
-                           check_every=check_every, verbose=verbose)
+                           check_every=check_every, verbose=verbose, compile=compile)
 
     def evaluate(self, x: Any, y: Any, loss: str | Loss = "softmax_cross_entropy",
                  batch_size: int = 1024) -> dict[str, float]:

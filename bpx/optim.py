@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from array_api_compat import array_namespace, device
+
 from .layers import Parameter
 
 
@@ -35,12 +37,20 @@ class Optimizer:
         for p in params:
             if p.trainable and p.grad is not None:
                 state = self.state.get(p)
-                if state is None:
+                if state is None:  # a new parameter (perhaps of a network on another backend)
+                    self._namespace = None
                     state = self.state[p] = self.init_state(p)
                 self.update(p, p.grad, state)
 
     def init_state(self, p: Parameter) -> dict[str, Any]:
         return {}
+
+    def _xp(self, x: Any) -> Any:
+        """The namespace of the parameters, looked up once."""
+        xp = self.__dict__.get("_namespace")
+        if xp is None:
+            xp = self._namespace = array_namespace(x)
+        return xp
 
     def update(self, p: Parameter, g: Any, state: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -54,10 +64,7 @@ class Optimizer:
 
 
 def _zeros_like(x: Any) -> Any:
-    import array_api_compat as aac
-
-    xp = aac.array_namespace(x)
-    return xp.zeros(x.shape, dtype=x.dtype, device=aac.device(x))
+    return array_namespace(x).zeros(x.shape, dtype=x.dtype, device=device(x))
 
 
 def _check_range(name: str, value: float, low: float, high: float, high_open: bool = True) -> float:
@@ -129,8 +136,9 @@ class Adam(Optimizer):
         state["m"] += (1.0 - b1) * g
         state["v"] *= b2
         state["v"] += (1.0 - b2) * (g * g)
-        xp = _namespace(p.value)
-        denom = xp.sqrt(state["v"]) * (1.0 / math.sqrt(1.0 - b2**t)) + self.eps
+        xp = self._xp(p.value)
+        # ``** 0.5`` (not math.sqrt): inside a compiled step ``t`` and ``lr`` are traced arrays
+        denom = xp.sqrt(state["v"]) * (1.0 / (1.0 - b2**t) ** 0.5) + self.eps
         p.value -= (self.lr / (1.0 - b1**t)) * state["m"] / denom
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -152,12 +160,6 @@ class AdamW(Adam):
         if self.weight_decay:
             p.value *= 1.0 - self.lr * self.weight_decay
         return g
-
-
-def _namespace(x: Any) -> Any:
-    import array_api_compat as aac
-
-    return aac.array_namespace(x)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {cls.name: cls for cls in (SGD, Adam, AdamW)}

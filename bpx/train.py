@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import init as initializers
 from .backend import is_host, to_host
 from .callbacks import Callback
+from .compile import train_step_function
 from .losses import Loss, SoftmaxCrossEntropy, check_labels
 from .metrics import accuracy_labels, correct_count
 from .optim import Optimizer
@@ -104,8 +105,9 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(self, x: Any, y: Any, *, epochs: int, batch_size: int, validation_data: tuple[Any, Any] | None,
             shuffle: bool, seed: int | None, callbacks: Sequence[Callback], lr_schedule: Schedule | None,
-            check_every: int | None, verbose: int) -> History:
+            check_every: int | None, verbose: int, compile: bool = False) -> History:
         _check_positive(epochs=epochs, batch_size=batch_size, check_every=check_every or 1)
+        self._step = train_step_function(self.net, self.loss, self.optimizer, compile)
         train = self.prepare(x, y)
         val = self.prepare(*validation_data, name="validation ") if validation_data is not None else None
         rng = initializers.make_rng(seed)
@@ -141,7 +143,7 @@ class Trainer:
 
     def _epoch(self, data: _Data, rng: Any, epoch: int, epochs: int, batch_size: int, shuffle: bool,
                check_every: int | None, verbose: int) -> dict[str, float]:
-        net, xp, loss, optimizer = self.net, self.net.xp, self.loss, self.optimizer
+        net, xp, optimizer = self.net, self.net.xp, self.optimizer
         n = data.n
         perm = net.backend.asarray(initializers.batch_order(rng, n, shuffle), net.backend.int_dtype)
         n_batches = math.ceil(n / batch_size)
@@ -157,7 +159,7 @@ class Trainer:
             idx = perm[b * batch_size:min((b + 1) * batch_size, n)]
             xb = xp.take(data.x, idx, axis=0)
             tb = xp.take(data.t, idx, axis=0)
-            value, outputs = net._train_step(xb, tb, loss, optimizer)
+            value, outputs = self._step(xb, tb)
             losses.append(value)
             sizes.append(int(idx.shape[0]))
             if data.labels is not None:

@@ -1,0 +1,74 @@
+"""An opt-in compiled training step for JAX: ``jax.jit`` over the *same* Array API step.
+
+``Sequential._train_step`` is pure apart from reading and writing parameter/optimizer
+attributes, so it can be traced: the compiled function loads traced arrays into the
+parameters and optimizer state, runs the ordinary step, and returns the new arrays. The
+learning rate and the step count are traced arguments too, so schedules and Adam's bias
+correction stay correct without recompiling. One compilation per batch shape (the last,
+smaller batch of an epoch compiles once more).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .losses import Loss
+from .optim import Optimizer
+
+if TYPE_CHECKING:
+    from .network import Sequential
+
+
+class CompiledStep:
+    """``step(x, t) -> (loss, outputs)`` that updates ``net`` and ``optimizer`` like
+    ``net._train_step(x, t, loss, optimizer)``, compiled with ``jax.jit``."""
+
+    def __init__(self, net: Sequential, loss: Loss, optimizer: Optimizer) -> None:
+        if net.backend.name != "jax":
+            raise ValueError(f"compile=True needs the jax backend (jax.jit); this network uses "
+                             f"{net.backend.name!r}. Other backends run the same step eagerly.")
+        import jax
+
+        self.net, self.loss, self.optimizer = net, loss, optimizer
+        self.params = net.parameters()
+        for p in self.params:  # create optimizer state before tracing, so its structure is fixed
+            if p.trainable and p not in optimizer.state:
+                optimizer.state[p] = optimizer.init_state(p)
+        self._jitted = jax.jit(self._pure)
+
+    def _pure(self, values: list[Any], states: list[dict[str, Any]], lr: Any, iterations: Any, x: Any,
+              t: Any) -> tuple[Any, ...]:
+        net, opt = self.net, self.optimizer
+        saved = opt.lr, opt.iterations, opt.state
+        try:
+            for p, v in zip(self.params, values, strict=True):
+                p.value = v
+                p.grad = None
+            opt.lr, opt.iterations = lr, iterations
+            opt.state = {p: dict(s) for p, s in zip(self.params, states, strict=True) if p in saved[2]}
+            value, outputs = net._train_step(x, t, self.loss, opt)
+            new_states = [opt.state.get(p, {}) for p in self.params]
+            return [p.value for p in self.params], new_states, value, outputs
+        finally:
+            opt.lr, opt.iterations, opt.state = saved
+
+    def __call__(self, x: Any, t: Any) -> tuple[Any, Any]:
+        opt = self.optimizer
+        values = [p.value for p in self.params]
+        states = [opt.state.get(p, {}) for p in self.params]
+        new_values, new_states, value, outputs = self._jitted(values, states, opt.lr, opt.iterations, x, t)
+        opt.iterations += 1
+        for p, v, s in zip(self.params, new_values, new_states, strict=True):
+            p.value, p.grad = v, None  # gradients stay inside the compiled step
+            if p in opt.state:
+                opt.state[p] = s
+        return value, outputs
+
+
+def train_step_function(net: Sequential, loss: Loss, optimizer: Optimizer,
+                        compile: bool = False) -> Callable[[Any, Any], tuple[Any, Any]]:
+    """The per-batch step ``fit`` uses: eager, or compiled with ``jax.jit`` when ``compile``."""
+    if compile:
+        return CompiledStep(net, loss, optimizer)
+    return lambda x, t: net._train_step(x, t, loss, optimizer)
