@@ -86,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--limit", type=positive_int, help="use only the first N training images")
     train.add_argument("--save", metavar="PATH", help="write the trained network to this .npz checkpoint")
     train.add_argument("--plot", metavar="PNG", help="write learning curves (needs matplotlib)")
+    train.add_argument("--compile", action="store_true", help="JAX only: run each step through jax.jit")
     train.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
     ev = sub.add_parser("eval", help="evaluate a saved network on the MNIST test set",
@@ -157,7 +158,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     history = net.fit(x, y, loss=args.loss, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
                       validation_data=(xt, yt), seed=args.seed, lr_schedule=schedule,
-                      verbose=0 if args.quiet else 1)
+                      verbose=0 if args.quiet else 1, compile=args.compile)
     seconds = time.perf_counter() - start
     final = history.last()
     if args.save:
