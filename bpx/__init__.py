@@ -13,6 +13,7 @@ from .losses import BinaryCrossEntropy, HalfSquaredError, Loss, MeanSquaredError
 from .network import Sequential
 from .optim import SGD, Adam, AdamW, Optimizer, get_optimizer
 from .schedules import ConstantLR, CosineLR, StepLR
+from .trace import StepTrace, explain
 from .train import History, NonFiniteLossError
 
 __version__ = "0.1.0"
@@ -22,6 +23,6 @@ __all__ = [
     "ConstantLR", "CosineLR", "Dense", "DeviceMismatchError", "EarlyStopping", "GradcheckError",
     "GradcheckResult", "HalfSquaredError", "History", "Identity", "Layer", "LeakyReLU", "Loss",
     "MeanSquaredError", "ModelCheckpoint", "NonFiniteLossError", "Optimizer", "Parameter", "ReLU", "Sequential",
-    "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepLR", "Tanh", "get_backend", "get_loss", "get_optimizer",
-    "gradcheck", "load", "to_host",
+    "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepLR", "StepTrace", "Tanh", "explain", "get_backend",
+    "get_loss", "get_optimizer", "gradcheck", "load", "to_host",
 ]

@@ -194,7 +194,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .explain_cli import run_explain_cli
+    from .explain_spec import run_explain_cli
 
     argv = ["--steps", "10000"] + (["--backend", args.backend] if args.backend else [])
     argv += ["--device", args.device] if args.device else []
@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bpx`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["explain"]:
-        from .explain_cli import run_explain_cli
+        from .explain_spec import run_explain_cli
 
         return _guarded(lambda: run_explain_cli(argv[1:]))
     args = build_parser().parse_args(argv)

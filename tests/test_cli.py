@@ -78,3 +78,17 @@ def test_console_script_is_installed():
         assert command in result.stdout
     result = subprocess.run([sys.executable, "-m", "bpx.cli", "train", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--data-dir" in result.stdout
+
+
+def test_demo_prints_the_worked_example(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    for figure in ("0.593269992", "0.298371109", "0.0821670406", "0.291027774", "3.51018778e-05"):
+        assert figure in out
+
+
+def test_explain_subcommand_formats(tmp_path, capsys):
+    assert main(["explain", "--format", "markdown", "--steps", "2"]) == 0
+    assert "0.298371109" in capsys.readouterr().out
+    assert main(["explain", str(tmp_path / "missing.json")]) == 1
+    assert "missing.json" in capsys.readouterr().err
