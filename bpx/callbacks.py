@@ -75,7 +75,8 @@ class EarlyStopping(Callback):
 
 class ModelCheckpoint(Callback):
     """Save the network (atomically) to ``path`` after each epoch, or only when ``monitor``
-    improves (``save_best_only``). ``path`` may contain ``{epoch}``."""
+    improves (``save_best_only``). ``path`` may contain ``{epoch}``. In distributed training
+    only rank 0 writes."""
 
     def __init__(self, path: str | Path, monitor: str = "val_loss", save_best_only: bool = True,
                  mode: str = "auto") -> None:
@@ -85,5 +86,5 @@ class ModelCheckpoint(Callback):
         self.saved: list[Path] = []
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
-        if not self.save_best_only or self._tracker.improved(logs, epoch):
+        if (not self.save_best_only or self._tracker.improved(logs, epoch)) and trainer.is_main:
             self.saved.append(trainer.net.save(self.path.format(epoch=epoch + 1), trainer.optimizer))

@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save", metavar="PATH", help="write the trained network to this .npz checkpoint")
     train.add_argument("--plot", metavar="PNG", help="write learning curves (needs matplotlib)")
     train.add_argument("--compile", action="store_true", help="JAX only: run each step through jax.jit")
+    train.add_argument("--distributed", action="store_true",
+                       help="data-parallel over MPI ranks: mpiexec -n 4 bpx train --distributed ...")
     train.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
     ev = sub.add_parser("eval", help="evaluate a saved network on the MNIST test set",
@@ -153,13 +155,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     schedule = {"constant": None, "step": bpx.StepLR(max(1, args.epochs // 3), 0.1),
                 "cosine": bpx.CosineLR(args.epochs)}[args.schedule]
     sizes = "-".join(str(n) for n in [784, *args.hidden, 10])
-    print(f"bpx {__version__}: MLP {sizes} ({args.activation}), {args.loss}, {optimizer!r}, {args.schedule} "
-          f"schedule; {len(x)} training / {len(xt)} test images; {net.backend}", file=sys.stderr)
+    main_rank = not args.distributed or _is_rank_zero()  # under mpiexec, rank 0 reports and saves
+    if main_rank:
+        print(f"bpx {__version__}: MLP {sizes} ({args.activation}), {args.loss}, {optimizer!r}, {args.schedule} "
+              f"schedule; {len(x)} training / {len(xt)} test images; {net.backend}", file=sys.stderr)
     start = time.perf_counter()
     history = net.fit(x, y, loss=args.loss, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
                       validation_data=(xt, yt), seed=args.seed, lr_schedule=schedule,
-                      verbose=0 if args.quiet else 1, compile=args.compile)
+                      verbose=0 if args.quiet or not main_rank else 1, compile=args.compile,
+                      distributed=args.distributed)
     seconds = time.perf_counter() - start
+    if not main_rank:
+        return 0
     final = history.last()
     if args.save:
         path = net.save(args.save, optimizer)
@@ -174,6 +181,12 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"train loss {final['loss']:.4f}  epochs {history.epochs}  {seconds:.1f}s  "
           f"[{net.backend.name} {net.backend.device} {net.backend.dtype_name}]{status}")
     return 130 if history.interrupted else 0
+
+
+def _is_rank_zero() -> bool:
+    from .distributed import mpi
+
+    return mpi().COMM_WORLD.Get_rank() == 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

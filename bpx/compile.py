@@ -10,7 +10,6 @@ smaller batch of an epoch compiles once more).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .losses import Loss
@@ -65,10 +64,3 @@ class CompiledStep:
                 opt.state[p] = s
         return value, outputs
 
-
-def train_step_function(net: Sequential, loss: Loss, optimizer: Optimizer,
-                        compile: bool = False) -> Callable[[Any, Any], tuple[Any, Any]]:
-    """The per-batch step ``fit`` uses: eager, or compiled with ``jax.jit`` when ``compile``."""
-    if compile:
-        return CompiledStep(net, loss, optimizer)
-    return lambda x, t: net._train_step(x, t, loss, optimizer)

@@ -67,6 +67,11 @@ def make_rng(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def fresh_seed() -> int:
+    """A seed drawn from OS entropy (to be shared, e.g. broadcast to every MPI rank)."""
+    return int(np.random.SeedSequence().generate_state(1)[0])
+
+
 def batch_order(rng: np.random.Generator, n: int, shuffle: bool = True) -> np.ndarray:
     """The order in which an epoch visits ``n`` samples: a permutation drawn from ``rng``, or
     ``0..n-1`` without shuffling."""

@@ -148,18 +148,25 @@ class Sequential:
 
     def _train_step(self, x: Any, t: Any, loss: Loss, optimizer: Optimizer) -> tuple[Any, Any]:
         """``train_step`` on prepared device arrays; returns ``(loss, outputs before the update)``."""
+        value, y = self._gradients(x, t, loss)
+        optimizer.step(self._parameters)
+        return value, y
+
+    def _gradients(self, x: Any, t: Any, loss: Loss) -> tuple[Any, Any]:
+        """Forward and backward on prepared arrays: sets every trainable ``grad``; returns
+        ``(loss, outputs)``."""
         y = self._forward(x)
         loss.check_batch(y, t)
         value, grad = loss.value_and_grad(y, t, self.backend.xp)
         self.backward(grad)
-        optimizer.step(self._parameters)
         return value, y
 
     # ------------------------------------------------------------------ training on datasets
     def fit(self, x: Any, y: Any, *, loss: str | Loss, optimizer: str | Optimizer, epochs: int = 1,
             batch_size: int = 32, validation_data: tuple[Any, Any] | None = None, shuffle: bool = True,
             seed: int | None = None, callbacks: Sequence[Callback] = (), lr_schedule: Schedule | None = None,
-            check_every: int | None = None, verbose: int = 1, compile: bool = False) -> History:
+            check_every: int | None = None, verbose: int = 1, compile: bool = False,
+            distributed: bool | Any = False) -> History:
         """Train on ``(x, y)`` for ``epochs`` passes of minibatches of ``batch_size``.
 
         ``x`` is ``(n, in_features)``; ``y`` are targets for ``loss`` (class labels ``(n,)`` or
@@ -168,9 +175,16 @@ class Sequential:
         (or every ``check_every`` batches, which also bounds how late a NaN is noticed).
         ``verbose``: 0 silent, 1 a progress bar per epoch and a line per epoch, 2 bars kept.
         ``compile=True`` (JAX only) runs each step through ``jax.jit`` (see :mod:`bpx.compile`).
+        ``distributed=True`` (or a :class:`bpx.distributed.Communicator`) trains data-parallel over
+        the MPI ranks of ``mpiexec`` (see :mod:`bpx.distributed`); every rank gets the same history.
         Returns the :class:`History`; Ctrl-C stops at a batch boundary and returns it too.
         """
-        trainer = Trainer(self, loss, optimizer)
+        comm = None
+        if distributed is not False and distributed is not None:
+            from .distributed import Communicator
+
+            comm = Communicator() if distributed is True else distributed
+        trainer = Trainer(self, loss, optimizer, comm)
         return trainer.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
                            shuffle=shuffle, seed=seed, callbacks=callbacks, lr_schedule=lr_schedule,
                            check_every=check_every, verbose=verbose, compile=compile)

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 from . import init as initializers
 from .backend import is_host, to_host
 from .callbacks import Callback
-from .compile import train_step_function
 from .losses import Loss, SoftmaxCrossEntropy, check_labels
 from .metrics import accuracy_labels, correct_count
 from .optim import Optimizer
 from .schedules import Schedule
+from .steps import make_step
 
 if TYPE_CHECKING:
+    from .distributed import Communicator
     from .network import Sequential
 
 
@@ -82,13 +83,20 @@ class _Data:
 class Trainer:
     """Runs ``fit`` for one network, loss and optimizer (see :meth:`Sequential.fit`)."""
 
-    def __init__(self, net: Sequential, loss: str | Loss, optimizer: str | Optimizer) -> None:
+    def __init__(self, net: Sequential, loss: str | Loss, optimizer: str | Optimizer,
+                 comm: Communicator | None = None) -> None:
         self.net = net
         self.loss = net.resolve_loss(loss)
         self.optimizer = net.resolve_optimizer(optimizer)
+        self.comm = comm
         self.history = History()
         self.stop = False
         self._interrupted = False
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that prints and saves (rank 0, or the only process)."""
+        return self.comm is None or self.comm.is_main
 
     # ------------------------------------------------------------------ data
     def prepare(self, x: Any, y: Any, name: str = "") -> _Data:
@@ -106,10 +114,24 @@ class Trainer:
     def fit(self, x: Any, y: Any, *, epochs: int, batch_size: int, validation_data: tuple[Any, Any] | None,
             shuffle: bool, seed: int | None, callbacks: Sequence[Callback], lr_schedule: Schedule | None,
             check_every: int | None, verbose: int, compile: bool = False) -> History:
+        if self.comm is None:
+            return self._fit(x, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, lr_schedule,
+                             check_every, verbose, compile)
+        with self.comm.abort_on_error():
+            return self._fit(x, y, epochs, batch_size, validation_data, shuffle, seed, callbacks, lr_schedule,
+                             check_every, verbose, compile)
+
+    def _fit(self, x: Any, y: Any, epochs: int, batch_size: int, validation_data: tuple[Any, Any] | None,
+             shuffle: bool, seed: int | None, callbacks: Sequence[Callback], lr_schedule: Schedule | None,
+             check_every: int | None, verbose: int, compile: bool) -> History:
         _check_positive(epochs=epochs, batch_size=batch_size, check_every=check_every or 1)
-        self._step = train_step_function(self.net, self.loss, self.optimizer, compile)
+        self._step = make_step(self.net, self.loss, self.optimizer, compile, self.comm)
         train = self.prepare(x, y)
         val = self.prepare(*validation_data, name="validation ") if validation_data is not None else None
+        if self.comm is not None:  # identical replicas and batch order on every rank
+            self.comm.broadcast_parameters(self.net.parameters(), self.net.backend)
+            seed = self.comm.broadcast_object(seed if seed is not None else initializers.fresh_seed())
+            verbose = verbose if self.comm.is_main else 0
         rng = initializers.make_rng(seed)
         base_lr = self.optimizer.lr
         for cb in callbacks:
@@ -157,22 +179,23 @@ class Trainer:
         bar = _progress(n_batches, f"epoch {epoch + 1}/{epochs}", verbose)
         for b in range(n_batches):
             idx = perm[b * batch_size:min((b + 1) * batch_size, n)]
-            xb = xp.take(data.x, idx, axis=0)
-            tb = xp.take(data.t, idx, axis=0)
-            value, outputs = self._step(xb, tb)
+            value, correct = self._step(data, idx)
             losses.append(value)
             sizes.append(int(idx.shape[0]))
-            if data.labels is not None:
-                corrects.append(correct_count(outputs, xp.take(data.labels, idx, axis=0), xp))
+            if correct is not None:
+                corrects.append(correct)
             if bar is not None:
                 bar.update(1)
-            if (b + 1) % interval == 0 or b + 1 == n_batches or self._interrupted:
+            at_check = (b + 1) % interval == 0 or b + 1 == n_batches
+            stop = self._stop_requested(at_check)
+            if at_check or stop:
                 start = len(read_losses)
                 read_losses += _read(losses[start:], xp)
                 read_corrects += _read(corrects[start:], xp)
                 _check_finite(read_losses, start, epoch, snapshot, net, optimizer)
                 snapshot = _snapshot(net, optimizer) if b + 1 < n_batches else snapshot
-            if self._interrupted:
+            if stop:
+                self._interrupted = True
                 break
         if bar is not None:
             bar.close()
@@ -183,24 +206,35 @@ class Trainer:
             logs["accuracy"] = sum(read_corrects) / done
         return logs
 
+    def _stop_requested(self, at_check: bool) -> bool:
+        """Ctrl-C takes effect after the current batch; across MPI ranks, at the next check
+        point, where all ranks agree (so none is left waiting in a collective)."""
+        if self.comm is None:
+            return self._interrupted
+        return at_check and self.comm.any(self._interrupted)
+
     # ------------------------------------------------------------------ evaluate / predict
     def evaluate(self, x: Any, y: Any, batch_size: int) -> dict[str, float]:
         _check_positive(batch_size=batch_size)
         return self._evaluate(self.prepare(x, y), batch_size)
 
     def _evaluate(self, data: _Data, batch_size: int) -> dict[str, float]:
-        net, xp, loss = self.net, self.net.xp, self.loss
-        total, correct = None, None
-        for lo, hi in _batches(data.n, batch_size):
+        """Loss and accuracy over ``data`` (each MPI rank evaluates its share; totals are summed)."""
+        net, xp, loss, backend = self.net, self.net.xp, self.loss, self.net.backend
+        total = xp.zeros((), dtype=backend.dtype, device=backend.device)
+        correct = xp.zeros((), dtype=backend.dtype, device=backend.device)
+        first, last = self.comm.shard(0, data.n) if self.comm is not None else (0, data.n)
+        for lo, hi in _batches(last - first, batch_size):
+            lo, hi = lo + first, hi + first
             y = net._forward(data.x[lo:hi, ...])
-            value = loss.value(y, data.t[lo:hi, ...], xp) * float(hi - lo)
-            total = value if total is None else total + value
+            total = total + loss.value(y, data.t[lo:hi, ...], xp) * float(hi - lo)
             if data.labels is not None:
-                c = correct_count(y, data.labels[lo:hi, ...], xp)
-                correct = c if correct is None else correct + c
-        values = _read([total] if correct is None else [total, correct], xp)
+                correct = correct + correct_count(y, data.labels[lo:hi, ...], xp)
+        values = _read([total, correct], xp)
+        if self.comm is not None:
+            values = self.comm.sum_host(values)
         logs = {"loss": values[0] / data.n}
-        if correct is not None:
+        if data.labels is not None:
             logs["accuracy"] = values[1] / data.n
         return logs
 
