@@ -10,6 +10,7 @@ from .gradcheck import GradcheckError, GradcheckResult, gradcheck
 from .io import CheckpointError, load
 from .layers import Dense, Identity, Layer, LeakyReLU, Parameter, ReLU, Sigmoid, Softmax, Tanh
 from .losses import BinaryCrossEntropy, HalfSquaredError, Loss, MeanSquaredError, SoftmaxCrossEntropy, get_loss
+from .models import mlp
 from .network import Sequential
 from .optim import SGD, Adam, AdamW, Optimizer, get_optimizer
 from .schedules import ConstantLR, CosineLR, StepLR
@@ -24,5 +25,5 @@ __all__ = [
     "GradcheckResult", "HalfSquaredError", "History", "Identity", "Layer", "LeakyReLU", "Loss",
     "MeanSquaredError", "ModelCheckpoint", "NonFiniteLossError", "Optimizer", "Parameter", "ReLU", "Sequential",
     "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "StepLR", "StepTrace", "Tanh", "explain", "get_backend",
-    "get_loss", "get_optimizer", "gradcheck", "load", "to_host",
+    "get_loss", "get_optimizer", "gradcheck", "load", "mlp", "to_host",
 ]

@@ -7,7 +7,6 @@ non-zero exit status (2 for usage errors, 1 for everything else).
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 import time
@@ -124,18 +123,12 @@ def load_dataset(args: argparse.Namespace) -> tuple[Any, Any, Any, Any]:
 
 
 def build_mlp(args: argparse.Namespace) -> Any:
-    import bpx
-    from bpx.layers import ACTIVATIONS
+    from .models import mlp
 
-    sizes = [784, *args.hidden, 10]
-    init = "he_uniform" if args.activation in ("relu", "leaky_relu") else "glorot_uniform"
-    layers: list[Any] = []
-    for n_in, n_out in itertools.pairwise(sizes[:-1]):
-        layers += [bpx.Dense(n_in, n_out, init=init), ACTIVATIONS[args.activation]()]
-    layers.append(bpx.Dense(sizes[-2], sizes[-1]))
-    if args.loss in ("half_squared_error", "mean_squared_error"):
-        layers.append(bpx.Sigmoid())  # the classic network: sigmoid outputs fitted to one-hot targets
-    return bpx.Sequential(*layers, backend=args.backend, device=args.device, dtype=args.dtype, seed=args.seed)
+    # squared-error losses: the classic network, sigmoid outputs fitted to one-hot targets
+    squared = args.loss in ("half_squared_error", "mean_squared_error")
+    return mlp([784, *args.hidden, 10], args.activation, "sigmoid" if squared else None, backend=args.backend,
+               device=args.device, dtype=args.dtype, seed=args.seed)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -78,3 +78,11 @@ def test_train_cli_distributed(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("test accuracy") == 1  # rank 0 only
     assert bpx.load(model).n_parameters == 784 * 16 + 16 + 16 * 10 + 10
+
+
+def test_scaling_benchmark_runs_in_its_quick_configuration(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "--quick", "--epochs", "1", "--out",
+                             str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=root)
+    assert result.returncode == 0, result.stderr
+    assert "| 2 |" in (tmp_path / "scaling.md").read_text()

@@ -64,3 +64,14 @@ def test_explicit_torch_tensor_is_not_modified():
 def test_bad_explicit_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         bpx.Dense(3, 2, **kwargs)
+
+
+def test_mlp_builder():
+    net = bpx.mlp([4, 8, 8, 3], "tanh", "sigmoid", dtype="float64", seed=0)
+    assert [type(layer).__name__ for layer in net.layers] == ["Dense", "Tanh", "Dense", "Tanh", "Dense", "Sigmoid"]
+    assert net.layers[0].init == "glorot_uniform" and bpx.mlp([4, 3]).n_parameters == 15
+    assert bpx.mlp([4, 5, 3]).layers[0].init == "he_uniform"
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        bpx.mlp([4, 3], "gelu")
+    with pytest.raises(ValueError, match="at least input and output"):
+        bpx.mlp([4])
