@@ -134,6 +134,10 @@ def build_mlp(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     import bpx
 
+    if args.plot:  # fail before training, not after it
+        from .plotting import require_matplotlib
+
+        require_matplotlib()
     x, y, xt, yt = load_dataset(args)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]

@@ -13,7 +13,7 @@ from bpx.testing import assert_close, backend_params
 @pytest.fixture(scope="module")
 def mini():
     (x, y), (xt, yt) = mnist_mini()
-    return x[:3000], y[:3000], xt[:500], yt[:500]
+    return x, y, xt[:500], yt[:500]
 
 
 def train_two_epochs(cfg, data, **kwargs):

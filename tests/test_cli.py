@@ -92,3 +92,11 @@ def test_explain_subcommand_formats(tmp_path, capsys):
     assert "0.298371109" in capsys.readouterr().out
     assert main(["explain", str(tmp_path / "missing.json")]) == 1
     assert "missing.json" in capsys.readouterr().err
+
+
+def test_plot_without_matplotlib_says_how_to_install(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    rc = main(["train", "--dataset", "mnist-mini", "--hidden", "8", "--epochs", "1", "--limit", "200", "--quiet",
+               "--plot", str(tmp_path / "c.png")])
+    err = capsys.readouterr().err
+    assert rc == 1 and 'plotting needs matplotlib: pip install "bpx[plot]"' in err
