@@ -1,0 +1,8 @@
+"""Entry point: ``python -m benchmarks.memory [options]`` (see ``--help``; the case can be changed with ``--case``)."""
+
+import sys
+
+from benchmarks.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(default_case="memory"))
