@@ -78,13 +78,19 @@ class BpxLoop:
 
 def compiled_step(net: Any, loss: Any, optimizer: Any) -> Callable[[Any, Any], Any]:
     """bpx's ``jax.jit``-compiled step (``bpx.compile.CompiledStep``, what ``fit(compile=True)``
-    runs), returning the loss."""
+    runs), returning the loss. It gathers its batch inside the compiled function; here it is
+    handed the already gathered batch and takes all of its rows."""
     from bpx.compile import CompiledStep
+    from bpx.train import _Data
 
     compiled = CompiledStep(net, loss, optimizer)
+    rows: dict[int, Any] = {}
 
     def step(xb: Any, tb: Any) -> Any:
-        return compiled(xb, tb)[0]
+        n = int(xb.shape[0])
+        if n not in rows:
+            rows[n] = net.backend.asarray(list(range(n)), net.backend.int_dtype)
+        return compiled(_Data(xb, tb, None), rows[n])[0]
 
     return step
 

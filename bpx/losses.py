@@ -107,17 +107,18 @@ class SoftmaxCrossEntropy(Loss):
         xp = xp or _ns(z)
         n = z.shape[0]
         s = z - xp.max(z, axis=1, keepdims=True)
-        e = xp.exp(s)
-        total = xp.sum(e, axis=1, keepdims=True)
-        p = e / total
+        grad = xp.exp(s)  # becomes softmax(z), then the gradient, in place (it is ours)
+        total = xp.sum(grad, axis=1, keepdims=True)
         log_total = xp.log(total)
+        grad /= total
         if t.ndim == 1:
-            target_s = xp.take_along_axis(s, t[:, None], axis=1)
-            value = xp.sum(log_total - target_s) * (1.0 / n)
-            grad = (p - one_hot(t, z.shape[1], z.dtype, xp)) * (1.0 / n)
+            value = xp.sum(log_total - xp.take_along_axis(s, t[:, None], axis=1)) * (1.0 / n)
+            grad -= one_hot(t, z.shape[1], z.dtype, xp)
         else:
             value = xp.sum(t * (log_total - s)) * (1.0 / n)
-            grad = (p * xp.sum(t, axis=1, keepdims=True) - t) * (1.0 / n)
+            grad *= xp.sum(t, axis=1, keepdims=True)
+            grad -= t
+        grad *= 1.0 / n
         return value, grad
 
 

@@ -31,4 +31,4 @@ def correct_count(y: Any, labels: Any, xp: Any) -> Any:
     if labels.ndim == 2:
         hits = xp.astype((y > 0) == labels, y.dtype)
         return xp.sum(hits) * (1.0 / y.shape[1])
-    return xp.sum(xp.astype(xp.argmax(y, axis=1) == labels, y.dtype))
+    return xp.astype(xp.count_nonzero(xp.argmax(y, axis=1) == labels), y.dtype)

@@ -130,7 +130,8 @@ class Sequential:
     def backward(self, grad_output: Any, input_grad: bool = False) -> Any:
         """Propagate ∂E/∂y ``(n, out_features)`` back through the layers of the last
         ``forward``; each trainable parameter receives its ``grad``. Returns ∂E/∂x when
-        ``input_grad`` is true (it is skipped otherwise: the data needs no gradient)."""
+        ``input_grad`` is true (it is skipped otherwise: the data needs no gradient).
+        ``grad_output`` may be overwritten (layers work in place where they can)."""
         g = grad_output
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
@@ -146,10 +147,12 @@ class Sequential:
         t = loss.prepare_targets(t, self.backend, self.out_features)
         return self._train_step(x, t, loss, optimizer)[0]
 
-    def _train_step(self, x: Any, t: Any, loss: Loss, optimizer: Optimizer) -> tuple[Any, Any]:
-        """``train_step`` on prepared device arrays; returns ``(loss, outputs before the update)``."""
+    def _train_step(self, x: Any, t: Any, loss: Loss, optimizer: Optimizer,
+                    reuse_grads: bool = False) -> tuple[Any, Any]:
+        """``train_step`` on prepared device arrays; returns ``(loss, outputs before the update)``.
+        ``reuse_grads``: see :meth:`Optimizer.step`."""
         value, y = self._gradients(x, t, loss)
-        optimizer.step(self._parameters)
+        optimizer.step(self._parameters, reuse_grads)
         return value, y
 
     def _gradients(self, x: Any, t: Any, loss: Loss) -> tuple[Any, Any]:
@@ -174,6 +177,7 @@ class Sequential:
         order (same seed, same batches on every backend). Metrics are read back once per epoch
         (or every ``check_every`` batches, which also bounds how late a NaN is noticed).
         ``verbose``: 0 silent, 1 a progress bar per epoch and a line per epoch, 2 bars kept.
+        The optimizer updates in the gradient buffers, so after ``fit`` each ``grad`` is ``None``.
         ``compile=True`` (JAX only) runs each step through ``jax.jit`` (see :mod:`bpx.compile`).
         ``distributed=True`` (or a :class:`bpx.distributed.Communicator`) trains data-parallel over
         the MPI ranks of ``mpiexec`` (see :mod:`bpx.distributed`); every rank gets the same history.

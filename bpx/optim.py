@@ -31,8 +31,13 @@ class Optimizer:
         self.iterations = 0
         self.state: dict[Parameter, dict[str, Any]] = {}
 
-    def step(self, params: list[Parameter]) -> None:
-        """Apply one update to every trainable parameter in ``params`` that has a gradient."""
+    def step(self, params: list[Parameter], reuse_grads: bool = False) -> None:
+        """Apply one update to every trainable parameter in ``params`` that has a gradient.
+
+        ``reuse_grads=True`` lets the update work in the gradient arrays (saving a temporary
+        per parameter); the gradients are dropped afterwards (``grad`` becomes ``None``).
+        ``fit`` does this; ``train_step`` keeps the gradients for inspection.
+        """
         self.iterations += 1
         for p in params:
             if p.trainable and p.grad is not None:
@@ -40,7 +45,9 @@ class Optimizer:
                 if state is None:  # a new parameter (perhaps of a network on another backend)
                     self._namespace = None
                     state = self.state[p] = self.init_state(p)
-                self.update(p, p.grad, state)
+                self.update(p, p.grad, state, reuse_grads)
+                if reuse_grads:
+                    p.grad = None
 
     def init_state(self, p: Parameter) -> dict[str, Any]:
         return {}
@@ -52,7 +59,8 @@ class Optimizer:
             xp = self._namespace = array_namespace(x)
         return xp
 
-    def update(self, p: Parameter, g: Any, state: dict[str, Any]) -> None:
+    def update(self, p: Parameter, g: Any, state: dict[str, Any], scratch: bool = False) -> None:
+        """Update ``p.value`` from its gradient ``g``; ``scratch``: ``g`` may be overwritten."""
         raise NotImplementedError
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -95,14 +103,21 @@ class SGD(Optimizer):
     def init_state(self, p: Parameter) -> dict[str, Any]:
         return {"velocity": _zeros_like(p.value)} if self.momentum else {}
 
-    def update(self, p: Parameter, g: Any, state: dict[str, Any]) -> None:
+    def update(self, p: Parameter, g: Any, state: dict[str, Any], scratch: bool = False) -> None:
         if self.weight_decay:
-            g = g + self.weight_decay * p.value
+            g, scratch = g + self.weight_decay * p.value, True
         if self.momentum:
             state["velocity"] *= self.momentum
             state["velocity"] += g
-            g = g + self.momentum * state["velocity"] if self.nesterov else state["velocity"]
-        p.value -= self.lr * g
+            if self.nesterov:
+                g, scratch = g + self.momentum * state["velocity"], True
+            else:
+                g, scratch = state["velocity"], False
+        if scratch:  # same arithmetic, without a temporary
+            g *= self.lr
+            p.value -= g
+        else:
+            p.value -= self.lr * g
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
@@ -129,7 +144,7 @@ class Adam(Optimizer):
     def apply_decay(self, p: Parameter, g: Any) -> Any:
         return g + self.weight_decay * p.value if self.weight_decay else g
 
-    def update(self, p: Parameter, g: Any, state: dict[str, Any]) -> None:
+    def update(self, p: Parameter, g: Any, state: dict[str, Any], scratch: bool = False) -> None:
         g = self.apply_decay(p, g)
         b1, b2, t = self.beta1, self.beta2, self.iterations
         state["m"] *= b1

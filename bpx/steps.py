@@ -33,13 +33,11 @@ def make_step(net: Sequential, loss: Loss, optimizer: Optimizer, compile: bool =
     if compile:
         from .compile import CompiledStep
 
-        update: Callable[[Any, Any], tuple[Any, Any]] = CompiledStep(net, loss, optimizer)
-    else:
-        def update(x: Any, t: Any) -> tuple[Any, Any]:
-            return net._train_step(x, t, loss, optimizer)
+        return CompiledStep(net, loss, optimizer)
 
     def step(data: _Data, idx: Any) -> tuple[Any, Any]:
-        value, y = update(xp.take(data.x, idx, axis=0), xp.take(data.t, idx, axis=0))
+        value, y = net._train_step(xp.take(data.x, idx, axis=0), xp.take(data.t, idx, axis=0), loss, optimizer,
+                                   reuse_grads=True)
         if data.labels is None:
             return value, None
         return value, correct_count(y, xp.take(data.labels, idx, axis=0), xp)
@@ -66,7 +64,7 @@ def _distributed_step(net: Sequential, loss: Loss, optimizer: Optimizer, comm: C
             averager.zero_gradients()
             value = correct = xp.zeros((), dtype=backend.dtype, device=backend.device)
         value, correct = averager((hi - lo) / m, value, correct)
-        optimizer.step(params)
+        optimizer.step(params, reuse_grads=True)
         return value, correct if data.labels is not None else None
 
     return step

@@ -190,7 +190,7 @@ def explain(net: Sequential, x: Any, t: Any, loss: str | Loss, lr: float, *, ste
     error, g = loss.value_and_grad(h, t, xp)
     grads: list[Any] = [None] * len(work.layers)
     for k in range(len(work.layers) - 1, -1, -1):
-        grads[k] = g
+        grads[k] = xp.asarray(g, copy=True)  # backward may overwrite g in place
         g = work.layers[k].backward(g, input_grad=k > 0)
     slopes = {a: work.layers[a].derivative_times(xp.ones_like(outputs[a])) for _, a in groups
               if a is not None and not isinstance(work.layers[a], Softmax)}
