@@ -43,7 +43,7 @@ def default_step(net: Any, loss: Any, optimizer: Any) -> Callable[[Any, Any], An
     train_step = net._train_step
 
     def step(xb: Any, tb: Any) -> Any:
-        return train_step(xb, tb, loss, optimizer)[0]
+        return train_step(xb, tb, loss, optimizer, reuse_grads=True)[0]
 
     return step
 

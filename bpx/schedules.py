@@ -49,6 +49,3 @@ class CosineLR(Schedule):
     def __call__(self, epoch: int, base_lr: float) -> float:
         progress = min(epoch, self.epochs) / self.epochs
         return self.min_lr + (base_lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-SCHEDULES = {"constant": ConstantLR, "step": StepLR, "cosine": CosineLR}
