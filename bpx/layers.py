@@ -160,14 +160,21 @@ class Activation(Layer):
         raise NotImplementedError
 
 
+def sigmoid(x: Any, xp: Any) -> Any:
+    """σ(x) without overflow and to full relative precision: with e = e^(−|x|) and
+    r = 1/(1 + e), σ = r for x ≥ 0 and e·r for x < 0. The choice is made arithmetically
+    (``r·(e + s·(1 − e))`` with s = [x ≥ 0]): ``xp.where`` is 10× slower on NumPy."""
+    e = xp.exp(-xp.abs(x))
+    r = 1.0 / (1.0 + e)
+    s = xp.astype(x >= 0, x.dtype)
+    return r * (e + s * (1.0 - e))
+
+
 class Sigmoid(Activation):
-    """σ(x) = 1 / (1 + e^(−x)), computed from e^(−|x|) (no overflow); σ' = y(1 − y)."""
+    """σ(x) = 1 / (1 + e^(−x)) (see :func:`sigmoid`); σ' = y(1 − y)."""
 
     def forward(self, x: Any) -> Any:
-        xp = self.xp
-        e = xp.exp(-xp.abs(x))
-        r = 1.0 / (1.0 + e)
-        self._y = xp.where(x >= 0, r, e * r)
+        self._y = sigmoid(x, self.xp)
         return self._y
 
     def derivative_times(self, grad_out: Any) -> Any:
@@ -205,17 +212,22 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    """x for x > 0, ``negative_slope``·x otherwise."""
+    """x for x > 0, ``negative_slope``·x otherwise (0 ≤ negative_slope ≤ 1, so that it is
+    max(x, slope·x)); derivative 1 or ``negative_slope``."""
 
     def __init__(self, negative_slope: float = 0.01) -> None:
-        self.negative_slope = float(negative_slope)
+        negative_slope = float(negative_slope)
+        if not 0.0 <= negative_slope <= 1.0:
+            raise ValueError(f"LeakyReLU: negative_slope must be in [0, 1], got {negative_slope}")
+        self.negative_slope = negative_slope
 
     def forward(self, x: Any) -> Any:
         self._x = x
-        return self.xp.where(x > 0, x, self.negative_slope * x)
+        return self.xp.maximum(x, self.negative_slope * x)
 
     def derivative_times(self, grad_out: Any) -> Any:
-        return self.xp.where(self._x > 0, grad_out, self.negative_slope * grad_out)
+        a = self.negative_slope
+        return grad_out * (a + (1.0 - a) * self.xp.astype(self._x > 0, grad_out.dtype))
 
     def config(self) -> dict[str, Any]:
         return {"negative_slope": self.negative_slope}

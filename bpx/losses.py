@@ -13,6 +13,7 @@ from typing import Any
 import array_api_compat as aac
 
 from .backend import Backend, is_host, to_host
+from .layers import sigmoid
 
 
 class Loss:
@@ -143,9 +144,7 @@ class BinaryCrossEntropy(Loss):
         size = z.shape[0] * z.shape[1]
         e = xp.exp(-xp.abs(z))
         value = xp.sum(xp.maximum(z, 0.0) - z * t + xp.log1p(e)) * (1.0 / size)
-        r = 1.0 / (1.0 + e)
-        sig = xp.where(z >= 0, r, e * r)
-        return value, (sig - t) * (1.0 / size)
+        return value, (sigmoid(z, xp) - t) * (1.0 / size)
 
 
 LOSSES: dict[str, type[Loss]] = {

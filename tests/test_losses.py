@@ -95,3 +95,19 @@ def test_logit_losses_refuse_a_final_softmax_or_sigmoid():
     net = bpx.Sequential(bpx.Dense(3, 2), bpx.Sigmoid(), seed=0)
     with pytest.raises(ValueError, match="remove the final Sigmoid"):
         net.train_step([[1.0, 2.0, 3.0]], [[1.0, 0.0]], "bce", "sgd")
+
+
+@pytest.mark.parametrize("cfg", backend_params(dtypes=("float64",)))
+def test_sigmoid_keeps_full_relative_precision(cfg):
+    import math
+
+    xs = [-700.0, -50.0, -30.0, -1.0, -1e-8, 0.0, 1e-8, 1.0, 30.0, 50.0]
+    reference = [1.0 / (1.0 + math.exp(-v)) if v >= 0 else math.exp(v) / (1.0 + math.exp(v)) for v in xs]
+    net = bpx.Sequential(bpx.Dense(1, 1, weight=[[1.0]]), bpx.Sigmoid(), backend=cfg.name, device=cfg.device,
+                         dtype="float64")
+    assert_close(net.forward([[v] for v in xs])[:, 0], reference, rtol=4e-16, atol=0)
+
+
+def test_leaky_relu_slope_must_be_in_unit_interval():
+    with pytest.raises(ValueError, match=r"negative_slope must be in \[0, 1\], got 1.5"):
+        bpx.LeakyReLU(1.5)
