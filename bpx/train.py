@@ -91,7 +91,8 @@ class Trainer:
         self.comm = comm
         self.history = History()
         self.stop = False
-        self._interrupted = False
+        self._interrupted = False  # set by Ctrl-C
+        self._stopping = False  # the loop's decision (across MPI ranks: agreed by all)
 
     @property
     def is_main(self) -> bool:
@@ -143,14 +144,14 @@ class Trainer:
                         self.optimizer.lr = lr_schedule(epoch, base_lr)
                     start = time.perf_counter()
                     logs = self._epoch(train, rng, epoch, epochs, batch_size, shuffle, check_every, verbose)
-                    if val is not None and not self._interrupted:
+                    if val is not None and not self._stopping:
                         logs.update({f"val_{k}": v for k, v in self._evaluate(val, 4 * batch_size).items()})
                     logs["lr"] = self.optimizer.lr
                     logs["time"] = time.perf_counter() - start
                     self.history.append(logs)
                     if verbose:
                         _print_epoch(epoch, epochs, logs)
-                    if self._interrupted:
+                    if self._stopping:
                         break
                     for cb in callbacks:
                         cb.on_epoch_end(self, epoch, logs)
@@ -160,7 +161,7 @@ class Trainer:
         finally:
             for cb in callbacks:
                 cb.on_train_end(self)
-        self.history.interrupted = self._interrupted
+        self.history.interrupted = self._stopping
         return self.history
 
     def _epoch(self, data: _Data, rng: Any, epoch: int, epochs: int, batch_size: int, shuffle: bool,
@@ -195,7 +196,7 @@ class Trainer:
                 _check_finite(read_losses, start, epoch, snapshot, net, optimizer)
                 snapshot = _snapshot(net, optimizer) if b + 1 < n_batches else snapshot
             if stop:
-                self._interrupted = True
+                self._stopping = True
                 break
         if bar is not None:
             bar.close()
