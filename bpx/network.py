@@ -61,8 +61,8 @@ class Sequential:
             layer.build(self.backend, rng)
         self.in_features = layers[0].in_features
         self.out_features = width
-        self._resolved: dict[str, Any] = {}
-        self._refresh_parameters()
+        self._resolved: dict[tuple[str, Any], Any] = {}  # loss/optimizer names resolved once
+        self._parameters = [p for layer in self.layers for p in layer.parameters()]
 
     # ------------------------------------------------------------------ structure
     @property
@@ -76,9 +76,6 @@ class Sequential:
     def named_parameters(self) -> dict[str, Parameter]:
         """``{"layers.0.weight": Parameter, ...}`` in layer order."""
         return {f"layers.{i}.{p.name}": p for i, layer in enumerate(self.layers) for p in layer.parameters()}
-
-    def _refresh_parameters(self) -> None:
-        self._parameters = [p for layer in self.layers for p in layer.parameters()]
 
     @property
     def n_parameters(self) -> int:
