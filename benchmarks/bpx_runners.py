@@ -48,20 +48,25 @@ def default_step(net: Any, loss: Any, optimizer: Any) -> Callable[[Any, Any], An
     return step
 
 
+def _prepare(runner: Any, setup: Setup, backend: str) -> None:
+    """Give ``runner`` the network, loss, optimizer and the device-resident data."""
+    runner.net = net = build_network(setup, backend, setup.device)
+    runner.loss = bpx.SoftmaxCrossEntropy()
+    runner.optimizer = bpx.SGD(lr=setup.workload.lr)
+    runner.x = net.prepare_inputs(setup.data.x)
+    runner.t = net.prepare_targets(setup.data.y, runner.loss)
+
+
 class BpxLoop:
     """The minibatch loop of ``bpx.train.Trainer._epoch`` without the metrics: the order moved
     to the device once per epoch, batches gathered on the device, losses summed on the device
     and read back once per epoch."""
 
     def __init__(self, setup: Setup, backend: str, step: StepFactory | None = None) -> None:
-        self.net = net = build_network(setup, backend, setup.device)
-        self.loss = bpx.SoftmaxCrossEntropy()
-        self.optimizer = bpx.SGD(lr=setup.workload.lr)
-        self.x = net.prepare_inputs(setup.data.x)
-        self.t = net.prepare_targets(setup.data.y, self.loss)
+        _prepare(self, setup, backend)
         self.n = setup.data.n
         self.slices = setup.workload.slices(self.n)
-        self.step = (step or default_step)(net, self.loss, self.optimizer)
+        self.step = (step or default_step)(self.net, self.loss, self.optimizer)
 
     def epoch(self, plan: EpochPlan) -> float:
         net, xp, step = self.net, self.net.xp, self.step
@@ -101,11 +106,7 @@ class BpxFit:
     are passed on (e.g. ``compile=True``)."""
 
     def __init__(self, setup: Setup, backend: str, **fit_options: Any) -> None:
-        self.net = net = build_network(setup, backend, setup.device)
-        self.loss = bpx.SoftmaxCrossEntropy()
-        self.optimizer = bpx.SGD(lr=setup.workload.lr)
-        self.x = net.prepare_inputs(setup.data.x)
-        self.t = net.prepare_targets(setup.data.y, self.loss)
+        _prepare(self, setup, backend)
         self.batch_size = setup.workload.batch_size
         self.fit_options = fit_options
 

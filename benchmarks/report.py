@@ -10,7 +10,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +180,19 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return str(value)
+
+
+def logger(quiet: bool) -> Callable[[str], None]:
+    """Progress messages to stderr, or nothing with ``--quiet``."""
+    if quiet:
+        return lambda msg: None
+    return lambda msg: print(msg, file=sys.stderr, flush=True)
+
+
+def publish(case: str, payload: dict[str, Any], markdown: str, args: Any) -> tuple[Path, Path]:
+    """Print a case's Markdown and write it with its JSON as ``<case>[-<tag>].md/.json`` to
+    ``args.out`` (default :data:`DEFAULT_OUT`)."""
+    print(markdown)
+    paths = write(args.out or DEFAULT_OUT, case + (f"-{args.tag}" if args.tag else ""), markdown, payload)
+    logger(args.quiet)(f"wrote {paths[0]} and {paths[1]}")
+    return paths

@@ -31,7 +31,7 @@ MIB = 1 << 20
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure each implementation in a child process; print and write the report."""
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = report.logger(args.quiet)
     impls = ["numpy-hand", "bpx-numpy"]
     others = ["torch", "jax"] if args.backend == "cpu" else [] if args.backend == "numpy" else [args.backend]
     notes: list[str] = []
@@ -68,11 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "results": results,
         "notes": notes,
     }
-    markdown = render(payload)
-    print(markdown)
-    paths = report.write(args.out or report.DEFAULT_OUT, "memory" + (f"-{args.tag}" if args.tag else ""), markdown,
-                         payload)
-    log(f"wrote {paths[0]} and {paths[1]}")
+    report.publish("memory", payload, render(payload), args)
     return payload
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
 from typing import Any
 
 from .. import registry, report
@@ -39,7 +38,7 @@ def floor_library(backend: str, device: str | None) -> tuple[str, str | None]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the case with the parsed command-line options; print and write the report."""
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = report.logger(args.quiet)
     loadavg_start = report.loadavg()
     data = load_dataset(args.samples, args.data_dir, prefer_mini=args.quick)
     selected, notes = registry.select(args.backend, args.device, args.impls)
@@ -96,11 +95,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "batches": blocks,
         "notes": notes,
     }
-    markdown = render(payload)
-    print(markdown)
-    paths = report.write(args.out or report.DEFAULT_OUT, "mlp" + (f"-{args.tag}" if args.tag else ""), markdown,
-                         payload)
-    log(f"wrote {paths[0]} and {paths[1]}")
+    report.publish("mlp", payload, render(payload), args)
     return payload
 
 

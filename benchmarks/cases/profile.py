@@ -13,7 +13,6 @@ import cProfile
 import importlib.util
 import io
 import pstats
-import sys
 import time
 from typing import Any
 
@@ -28,7 +27,7 @@ TOP = 25
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Profile bpx-numpy's loop and fit at the first batch size; print and write the report."""
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = report.logger(args.quiet)
     data = load_dataset(args.samples, args.data_dir, prefer_mini=args.quick)
     sizes, batch = tuple(args.sizes), args.batch_sizes[0]
     setup = Setup(data, initial_weights(sizes, args.seed), Workload(sizes, batch, args.lr, args.seed))
@@ -64,11 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     payload = {"case": "profile",
                "config": {"sizes": list(sizes), "samples": data.n, "batch_size": batch, "quick": args.quick},
                "data": {"source": data.source}, "machine": report.machine_info(), "profiles": sections}
-    markdown = render(payload)
-    print(markdown)
-    paths = report.write(args.out or report.DEFAULT_OUT, "profile" + (f"-{args.tag}" if args.tag else ""),
-                         markdown, payload)
-    log(f"wrote {paths[0]} and {paths[1]}")
+    report.publish("profile", payload, render(payload), args)
     return payload
 
 

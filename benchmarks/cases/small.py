@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -59,7 +58,7 @@ def steppers() -> tuple[dict[str, Callable[[], Any]], list[str]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Time ``args.steps`` steps per round, round-robin, for ``args.repeats`` rounds."""
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = report.logger(args.quiet)
     steps = args.steps
     funcs, notes = steppers()
     first_loss = {name: float(bpx.to_host(f())) for name, f in funcs.items()}  # the textbook 0.298371109
@@ -83,11 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "results": results,
         "notes": notes,
     }
-    markdown = render(payload)
-    print(markdown)
-    paths = report.write(args.out or report.DEFAULT_OUT, "small" + (f"-{args.tag}" if args.tag else ""), markdown,
-                         payload)
-    log(f"wrote {paths[0]} and {paths[1]}")
+    report.publish("small", payload, render(payload), args)
     return payload
 
 
