@@ -1,5 +1,5 @@
-"""bpx as the benchmark runs it: a minibatch loop over ``Sequential._train_step`` (the core's
-hot path on prepared device arrays, the loop ``fit`` runs minus its metrics) and ``fit`` itself.
+"""bpx as the benchmark runs it: a minibatch loop over :func:`bpx.training.train_step` (the one
+training step, on prepared device arrays: the loop ``fit`` runs minus its metrics) and ``fit``.
 
 A compiled or otherwise different step plugs in through ``step``: a function
 ``step(net, loss, optimizer) -> callable(xb, tb) -> loss`` (see :func:`bpx_loop`).
@@ -11,7 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import bpx
-from bpx.backend import to_host
+from bpx import to_host
+from bpx.training import DeviceData, train_step
+from bpx.training.compiled import compiled_batch_function
 
 from .runner import Setup, synchronize
 from .threads import configure_torch
@@ -39,11 +41,11 @@ def build_network(setup: Setup, backend: str, device: str | None) -> Any:
 
 
 def default_step(net: Any, loss: Any, optimizer: Any) -> Callable[[Any, Any], Any]:
-    """``net._train_step`` on prepared device arrays, returning the loss (a 0-d device array)."""
-    train_step = net._train_step
+    """:func:`bpx.training.train_step` on prepared device arrays as ``fit`` runs it (the optimizer
+    working in the gradient buffer), returning the loss (a 0-d device array)."""
 
     def step(xb: Any, tb: Any) -> Any:
-        return train_step(xb, tb, loss, optimizer, reuse_grads=True)[0]
+        return train_step(net, xb, tb, loss, optimizer, keep_gradients=False).loss
 
     return step
 
@@ -58,9 +60,9 @@ def _prepare(runner: Any, setup: Setup, backend: str) -> None:
 
 
 class BpxLoop:
-    """The minibatch loop of ``bpx.train.Trainer._epoch`` without the metrics: the order moved
-    to the device once per epoch, batches gathered on the device, losses summed on the device
-    and read back once per epoch."""
+    """The minibatch loop of ``fit`` without its metrics: the order moved to the device once per
+    epoch, batches gathered on the device, losses summed on the device and read back once per
+    epoch."""
 
     def __init__(self, setup: Setup, backend: str, step: StepFactory | None = None) -> None:
         _prepare(self, setup, backend)
@@ -69,12 +71,12 @@ class BpxLoop:
         self.step = (step or default_step)(self.net, self.loss, self.optimizer)
 
     def epoch(self, plan: EpochPlan) -> float:
-        net, xp, step = self.net, self.net.xp, self.step
+        net, take, step = self.net, self.net.backend.take_rows, self.step
         perm = net.backend.asarray(plan.order, net.backend.int_dtype)
         total = None
         for lo, hi in self.slices:
             idx = perm[lo:hi]
-            value = step(xp.take(self.x, idx, axis=0), xp.take(self.t, idx, axis=0)) * float(hi - lo)
+            value = step(take(self.x, idx), take(self.t, idx)) * float(hi - lo)
             total = value if total is None else total + value
         result = float(to_host(total)) / self.n
         synchronize(p.value for p in net.parameters())
@@ -82,20 +84,17 @@ class BpxLoop:
 
 
 def compiled_step(net: Any, loss: Any, optimizer: Any) -> Callable[[Any, Any], Any]:
-    """bpx's ``jax.jit``-compiled step (``bpx.compile.CompiledStep``, what ``fit(compile=True)``
-    runs), returning the loss. It gathers its batch inside the compiled function; here it is
-    handed the already gathered batch and takes all of its rows."""
-    from bpx.compile import CompiledStep
-    from bpx.train import _Data
-
-    compiled = CompiledStep(net, loss, optimizer)
+    """bpx's ``jax.jit``-compiled step (what ``fit(compile=True)`` runs), returning the loss. It
+    gathers its batch inside the compiled function; here it is handed the already gathered batch
+    and takes all of its rows."""
+    compiled = compiled_batch_function(net, loss, optimizer)
     rows: dict[int, Any] = {}
 
     def step(xb: Any, tb: Any) -> Any:
         n = int(xb.shape[0])
         if n not in rows:
             rows[n] = net.backend.asarray(list(range(n)), net.backend.int_dtype)
-        return compiled(_Data(xb, tb, None), rows[n])[0]
+        return compiled(DeviceData(xb, tb, None), rows[n])[0]
 
     return step
 

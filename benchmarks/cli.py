@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from . import threads
 
-CASES = ("mlp", "small", "memory", "profile")
+CASES = ("mlp", "small", "memory", "profile", "opcount")
 
 
 def _ints(text: str) -> list[int]:

@@ -49,7 +49,7 @@ IMPLEMENTATIONS: dict[str, ImplSpec] = {spec.name: spec for spec in (
     ImplSpec("bpx-jax", "jax", bpx_loop("jax"), ("cpu", "jax"), "bpx on JAX (eager), train-step loop"),
     ImplSpec("bpx-jax-fit", "jax", bpx_fit("jax"), ("jax",), "bpx on JAX (eager), Sequential.fit"),
     ImplSpec("bpx-jax-jit", "jax", bpx_loop("jax", step=compiled_step), ("cpu", "jax"),
-             "bpx on JAX, jax.jit-compiled step (bpx.compile), train-step loop"),
+             "bpx on JAX, jax.jit-compiled step (bpx.training.compiled), train-step loop"),
     ImplSpec("bpx-jax-jit-fit", "jax", bpx_fit("jax", compile=True), ("jax",),
              "bpx on JAX, Sequential.fit(compile=True)"),
     ImplSpec("bpx-cupy", "cupy", bpx_loop("cupy"), ("cupy",), "bpx on CuPy, train-step loop"),

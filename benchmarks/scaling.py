@@ -27,7 +27,7 @@ def worker(args: argparse.Namespace) -> None:
     """Runs on every rank; rank 0 prints one JSON line."""
     import bpx
     from bpx.datasets import mnist, mnist_mini
-    from bpx.distributed import Communicator
+    from bpx.training.distributed import Communicator
 
     (x, y), _ = mnist(SHARED_MNIST) if SHARED_MNIST.is_dir() and not args.quick else mnist_mini()
     if args.quick:
@@ -50,7 +50,7 @@ def worker(args: argparse.Namespace) -> None:
 def launch(ranks: int, args: argparse.Namespace) -> dict:
     mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
     if mpiexec is None:
-        raise SystemExit('mpiexec not found: pip install "bpx[mpi]"')
+        raise SystemExit('mpiexec not found: pip install "bpx-backprop[mpi]"')
     env = {**os.environ, **dict.fromkeys(THREAD_VARS, "1")}
     argv = [mpiexec, "-n", str(ranks), sys.executable, "-m", "benchmarks.scaling", "--worker",
             "--batch-size", str(args.batch_size), "--epochs", str(args.epochs)] + (["--quick"] if args.quick else [])

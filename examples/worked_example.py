@@ -11,7 +11,7 @@ weights; the correct value is 0.291027774.)
 import argparse
 
 import bpx
-from bpx.toy import WORKED_INPUTS, WORKED_LR, WORKED_TARGETS, worked_example
+from bpx.architectures import WORKED_INPUTS, WORKED_LR, WORKED_TARGETS, worked_example
 
 
 def textbook(w):
@@ -30,13 +30,14 @@ def main() -> None:
     x = net.prepare_inputs(WORKED_INPUTS)
     t = net.prepare_targets(WORKED_TARGETS, loss)
     dense1, sig1, dense2, sig2 = net.layers
-    print(f"backend: {net.backend}")
+    print(f"backend: {net.backend.describe()}")
 
     print("\nForward pass")
-    net_h = dense1.forward(x)
-    out_h = sig1.forward(net_h)
-    net_o = dense2.forward(out_h)
-    out_o = sig2.forward(net_o)
+    ctx = net.context(training=False)
+    net_h, _ = dense1.forward(x, ctx)
+    out_h, _ = sig1.forward(net_h, ctx)
+    net_o, _ = dense2.forward(out_h, ctx)
+    out_o, _ = sig2.forward(net_o, ctx)
     for name, a, b in (("h", net_h, out_h), ("o", net_o, out_o)):
         for j in range(2):
             print(f"  net_{name}{j + 1} = {float(bpx.to_host(a)[0, j]):.12g}   "
@@ -53,13 +54,13 @@ def main() -> None:
     print(f"\nUpdate w <- w - {WORKED_LR} * dE/dw (all weights at once)")
     for k, w in enumerate(weights, start=1):
         print(f"  w{k}+ = {w:.12g}")
-    e1 = float(bpx.to_host(net.loss(x, t, loss)))
+    e1 = float(bpx.to_host(net.compute_loss(x, t, loss)))
     print(f"\nE after 1 step = {e1:.12g}  (not 0.291027924: see the docstring)")
 
     for _ in range(9_999):
         net.train_step(x, t, loss, sgd)
     out = bpx.to_host(net.forward(x))[0]
-    e = float(bpx.to_host(net.loss(x, t, loss)))
+    e = float(bpx.to_host(net.compute_loss(x, t, loss)))
     print(f"E after 10000 steps = {e:.12g}, outputs {out[0]:.12g}, {out[1]:.12g}")
 
 

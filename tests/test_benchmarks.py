@@ -92,7 +92,7 @@ def test_small_quick(tmp_path):
     run_harness(tmp_path, module="benchmarks.small")
     markdown, payload = read_outputs(tmp_path, "small")
     results = payload["results"]
-    assert "numpy-hand step" in results and "bpx-numpy _train_step (device arrays)" in results
+    assert "numpy-hand step" in results and "bpx-numpy train_step (device arrays)" in results
     for name, r in results.items():
         assert r["us_per_step"]["median"] > 0
         assert r["first_loss"] == pytest.approx(0.298371109, abs=1e-9), name
@@ -108,6 +108,19 @@ def test_memory_quick(tmp_path):
         assert r["ru_maxrss_bytes"] > r["dataset_bytes"] > 0
         assert r["tracemalloc_peak_bytes"] > 0
     assert len(table_rows(markdown, "implementation")) == 2
+
+
+def test_cnn_quick(tmp_path):
+    run_harness(tmp_path, module="benchmarks.cnn")
+    markdown, payload = read_outputs(tmp_path, "cnn")
+    results = payload["results"]
+    assert set(results) == {"torch-autograd", "bpx-numpy", "bpx-torch"}, payload["notes"]
+    finals = [r["losses"][-1] for r in results.values()]
+    assert max(finals) - min(finals) < 1e-4, finals  # same weights, batches and SGD steps
+    rows = table_rows(markdown, "implementation")
+    assert [r[0] for r in rows] == list(results) and rows[0][5] == "1.00×"
+    memory = payload["memory"]
+    assert len(memory) == 2 and all(m["step"] >= m["im2col"] > 0 for m in memory.values())
 
 
 def test_profile_quick(tmp_path):

@@ -31,3 +31,8 @@ def test_mnist_examples_run_one_epoch(shared_mnist):
     assert float(out.split("test accuracy ")[1].split("%")[0]) > 88
     out = run("mnist_mlp.py", "--data-dir", str(shared_mnist), "--epochs", "1")
     assert float(out.split("test accuracy ")[1].split("%")[0]) > 95
+
+
+def test_mnist_cnn_example_learns_from_a_few_images(shared_mnist):
+    out = run("mnist_cnn.py", "--data-dir", str(shared_mnist), "--epochs", "1", "--limit", "3000")
+    assert float(out.split("test accuracy ")[1].split("%")[0]) > 80

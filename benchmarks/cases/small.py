@@ -1,8 +1,8 @@
 """The small case: microseconds per training step of the 2-2-2 worked example.
 
 Measures the per-step overhead of bpx where there is no arithmetic to hide it: the worked
-example network (``bpx.toy.worked_example()``: 2-2-2 sigmoid, half squared error, SGD lr 0.5,
-frozen biases, float64), stepped with ``net._train_step`` on prepared device arrays and with the
+example network (``bpx.worked_example()``: 2-2-2 sigmoid, half squared error, SGD lr 0.5,
+frozen biases, float64), stepped with ``bpx.training.train_step`` on prepared device arrays and with the
 public ``net.train_step`` on host lists, against a hand-written NumPy step and PyTorch autograd.
 """
 
@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 import bpx
-from bpx import toy
+from bpx import architectures as toy
+from bpx.training import train_step
 
 from .. import report
 from ..peers import numpy_small_step, torch_small_step
@@ -38,19 +39,18 @@ def steppers() -> tuple[dict[str, Callable[[], Any]], list[str]]:
         net = toy.worked_example(backend=backend)
         loss, opt = bpx.HalfSquaredError(), bpx.SGD(lr=toy.WORKED_LR)
         xd, td = net.prepare_inputs(toy.WORKED_INPUTS), net.prepare_targets(toy.WORKED_TARGETS, loss)
-        train_step = net._train_step
-        return lambda: train_step(xd, td, loss, opt)[0]
+        return lambda: train_step(net, xd, td, loss, opt).loss
 
     def bpx_public(backend: str) -> Callable[[], Any]:
         net = toy.worked_example(backend=backend)
         loss, opt = bpx.HalfSquaredError(), bpx.SGD(lr=toy.WORKED_LR)
         return lambda: net.train_step(toy.WORKED_INPUTS, toy.WORKED_TARGETS, loss, opt)
 
-    out["bpx-numpy _train_step (device arrays)"] = bpx_prepared("numpy")
+    out["bpx-numpy train_step (device arrays)"] = bpx_prepared("numpy")
     out["bpx-numpy train_step (host lists)"] = bpx_public("numpy")
     if importlib.util.find_spec("torch") is not None:
         out["torch-autograd step"] = torch_small_step(weights, toy.WORKED_BIASES, x, t, toy.WORKED_LR)
-        out["bpx-torch _train_step (device arrays)"] = bpx_prepared("torch")
+        out["bpx-torch train_step (device arrays)"] = bpx_prepared("torch")
     else:
         notes.append("PyTorch is not installed: torch-autograd and bpx-torch skipped")
     return out, notes

@@ -1,0 +1,108 @@
+"""Backend selection: names, precedence, and the errors users meet."""
+
+import re
+import sys
+
+import numpy as np
+import pytest
+
+import bpx
+from bpx.backend import NAMES, cuda_device_count
+from bpx.errors import BackendError
+
+
+def test_default_is_numpy_float32(monkeypatch):
+    monkeypatch.delenv("BPX_BACKEND", raising=False)
+    backend = bpx.get_backend()
+    assert backend.name == "numpy" and backend.dtype_name == "float32" and backend.device == "cpu"
+
+
+def test_precedence_argument_over_environment(monkeypatch):
+    pytest.importorskip("array_api_strict")
+    monkeypatch.setenv("BPX_BACKEND", "array_api_strict")
+    assert bpx.get_backend().name == "array_api_strict"
+    assert bpx.get_backend("numpy").name == "numpy"
+    net = bpx.Sequential(bpx.Dense(2, 1), seed=0)
+    assert net.backend.name == "array_api_strict"
+
+
+def test_unknown_name_lists_valid_names(monkeypatch):
+    with pytest.raises(BackendError, match="unknown backend 'tensorflow'; valid names: " + ", ".join(NAMES)):
+        bpx.get_backend("tensorflow")
+    monkeypatch.setenv("BPX_BACKEND", "mxnet")
+    with pytest.raises(BackendError, match="unknown backend 'mxnet'"):
+        bpx.Sequential(bpx.Dense(2, 1))
+
+
+@pytest.mark.parametrize("name, extra", [("torch", "bpx-backprop[torch]"), ("jax", "bpx-backprop[jax]"),
+                                         ("cupy", "bpx-backprop[cuda12]")])
+def test_missing_package_names_the_extra(monkeypatch, name, extra):
+    monkeypatch.setitem(sys.modules, name, None)  # makes `import name` fail as if not installed
+    with pytest.raises(BackendError, match=rf"needs the package '{name}', which is not installed.*{re.escape(extra)}"):
+        bpx.get_backend(name)
+
+
+def test_cupy_without_cuda_device():
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        with pytest.raises(BackendError, match=r"bpx-backprop\[cuda12\]"):
+            bpx.get_backend("cupy")
+        return
+    if cuda_device_count() > 0:
+        pytest.skip("a CUDA device is visible")
+    with pytest.raises(BackendError, match="no CUDA device is visible"):
+        bpx.get_backend("cupy")
+
+
+def test_auto_falls_back_to_numpy_without_cuda():
+    if cuda_device_count() > 0:
+        pytest.skip("a CUDA device is visible: auto picks CuPy")
+    assert bpx.get_backend("auto").name == "numpy"
+
+
+@pytest.mark.parametrize("name, device, message", [
+    ("numpy", "cuda:0", "only the device 'cpu'"),
+    ("array_api_strict", "device7", "array_api_strict has no device 'device7'"),
+    ("torch", "cuda:3", "torch: device 'cuda:3' is not available"),
+    ("torch", "tpu", "torch: invalid device 'tpu'"),
+    ("jax", "gpu:0", "jax: device 'gpu:0' is not available"),
+])
+def test_device_the_backend_does_not_have(name, device, message):
+    pytest.importorskip(name)
+    if name == "torch" and device.startswith("cuda"):
+        import torch
+        if torch.cuda.device_count() > 3:
+            pytest.skip("this machine has that CUDA device")
+    with pytest.raises(BackendError, match=message):
+        bpx.get_backend(name, device)
+
+
+def test_bad_dtype():
+    with pytest.raises(BackendError, match="dtype must be one of"):
+        bpx.get_backend("numpy", dtype="float16")
+
+
+def test_strict_devices_resolve():
+    xp = pytest.importorskip("array_api_strict")
+    backend = bpx.get_backend("array_api_strict", "device1", "float64")
+    assert backend.device == xp.Device("device1")
+    x = backend.asarray(np.ones((2, 2)))
+    assert x.device == xp.Device("device1") and x.dtype == xp.float64
+
+
+def test_jax_float64_enables_x64():
+    jax = pytest.importorskip("jax")
+    backend = bpx.get_backend("jax", dtype="float64")
+    assert jax.config.jax_enable_x64
+    assert backend.asarray([0.1]).dtype == backend.xp.float64
+
+
+def test_to_host_from_every_backend():
+    for name, device in [("numpy", None), ("array_api_strict", "device1"), ("torch", "cpu"), ("jax", None)]:
+        try:
+            backend = bpx.get_backend(name, device, "float64")
+        except BackendError:
+            continue
+        host = bpx.to_host(backend.asarray([[1.5, 2.5]]))
+        assert isinstance(host, np.ndarray) and host.tolist() == [[1.5, 2.5]]
