@@ -136,7 +136,8 @@ def _source_text(source: dict[str, Any] | None) -> str:
     if not source or not source.get("commit"):
         return ""
     changed = source.get("bpx_uncommitted") or []
-    return f"; bpx at {source['commit']}" + (f" + uncommitted changes in {', '.join(changed)}" if changed else "")
+    listed = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+    return f"; bpx at {source['commit']}" + (f" + uncommitted changes in {listed}" if changed else "")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: Sequence[str] | None = None) -> str:

@@ -96,13 +96,14 @@ class Sequential(Network):
         something: see :mod:`bpx.training.metrics`)."""
         return Trainer(self, loss, None, metrics=metrics).evaluate(x, targets, batch_size)
 
-    def predict(self, x: Any, batch_size: int | None = None) -> Any:
-        """Outputs ``(n, *output_shape)`` on the device, in inference mode: logits for the logit
-        losses (softmax or sigmoid them for probabilities), class scores otherwise. Use
-        :meth:`predict_classes` for class decisions and :func:`bpx.to_host` for NumPy."""
+    def predict(self, x: Any, batch_size: int | None = 1024) -> Any:
+        """Outputs ``(n, *output_shape)`` on the device, in inference mode, ``batch_size`` rows at a
+        time (``None``: all at once): logits for the logit losses (softmax or sigmoid them for
+        probabilities), class scores otherwise. Use :meth:`predict_classes` for class decisions and
+        :func:`bpx.to_host` for NumPy."""
         return predict(self, x, batch_size)
 
-    def predict_classes(self, x: Any, batch_size: int | None = None) -> Any:
+    def predict_classes(self, x: Any, batch_size: int | None = 1024) -> Any:
         """Class decisions on the device: the arg-max output ``(n,)`` (integer labels), or for a
         network trained with binary cross-entropy the yes/no decisions ``(n, k)`` (booleans,
         logit > 0)."""

@@ -33,6 +33,7 @@ def test_mnist_examples_run_one_epoch(shared_mnist):
     assert float(out.split("test accuracy ")[1].split("%")[0]) > 95
 
 
+@pytest.mark.slow  # about 15 s: one epoch of 3,000 images, then the 10,000 test images
 def test_mnist_cnn_example_learns_from_a_few_images(shared_mnist):
     out = run("mnist_cnn.py", "--data-dir", str(shared_mnist), "--epochs", "1", "--limit", "3000")
     assert float(out.split("test accuracy ")[1].split("%")[0]) > 80

@@ -48,8 +48,9 @@ class Dense(Layer):
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         if tuple(input_shape) != (self.in_features,):
+            hint = "; put a bpx.Flatten() before it" if len(input_shape) > 1 else ""
             raise ShapeError(f"Dense({self.in_features}, {self.out_features}) expects {self.in_features} input "
-                             f"features per sample, but its input has shape {tuple(input_shape)}")
+                             f"features per sample, but its input has shape {tuple(input_shape)}{hint}")
         return (self.out_features,)
 
     def forward(self, x: Any, ctx: Context) -> tuple[Any, Any]:

@@ -248,9 +248,16 @@ class Network:
         """Outputs ``(n, *output_shape)`` for inputs ``x`` (host data or device arrays).
 
         ``training=False`` (the default) runs inference mode (no dropout, running statistics);
-        ``training=True`` runs the layers as during training, without updating anything."""
+        ``training=True`` runs the layers as during training, without updating anything (buffers
+        such as running statistics are given their values back)."""
         check_bool(training, "training")
-        return self.forward_pass(self.prepare_inputs(x), self.context(training), keep=False).outputs
+        buffers = self.step_buffers()
+        kept = [b.value for b in buffers]  # layers replace buffers, never update them in place
+        try:
+            return self.forward_pass(self.prepare_inputs(x), self.context(training), keep=False).outputs
+        finally:
+            for b, value in zip(buffers, kept, strict=True):
+                b.value = value
 
     def forward_pass(self, x: Any, ctx: Context, observer: Observer | None = None, keep: bool = True) -> ForwardPass:
         """Run every layer on prepared inputs ``x``; ``keep`` retains what backward needs."""
@@ -269,15 +276,30 @@ class Network:
                  observer: Observer | None = None, need_input_grad: bool = False) -> Any:
         """Propagate ∂E/∂outputs back through the layers of ``passed``, adding every trainable
         parameter's gradient to ``grads``. Returns ∂E/∂x when ``need_input_grad`` (otherwise the
-        first layer skips it: the data needs no gradient). ``grad_outputs`` may be overwritten."""
+        layers before the first one with trainable parameters are skipped: the data needs no
+        gradient). ``grad_outputs`` may be overwritten."""
+        first = 0 if need_input_grad else self.first_trainable_position()
         g = grad_outputs
-        for position in range(len(self.layers) - 1, -1, -1):
+        for position in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[position]
             ctx.position = position
             if observer is not None:
                 observer.backward(position, layer, g)
-            g = layer.backward(passed.saved[position], g, grads, ctx, need_input_grad or position > 0)
-        return g
+            g = layer.backward(passed.saved[position], g, grads, ctx, need_input_grad or position > first)
+        return g if need_input_grad else None
+
+    def first_trainable_position(self) -> int:
+        """The index of the first layer with a trainable parameter (``len(layers)`` when none):
+        backward needs to reach it, and no further."""
+        store = self.store
+        store.refresh_layout()
+        cached = self._cache.get("first_trainable")
+        if cached is None or cached[0] != store.layout_version:
+            trainable = set(store.trainable)
+            first = next((i for i, layer in enumerate(self.layers)
+                          if any(p in trainable for p in layer.parameters())), len(self.layers))
+            cached = self._cache["first_trainable"] = (store.layout_version, first)
+        return cached[1]
 
     # ------------------------------------------------------------------ architecture and weights
     def config(self) -> dict[str, Any]:

@@ -316,9 +316,14 @@ class Trainer:
         return logs
 
 
-def predict(net: Network, x: Any, batch_size: int | None = None) -> Any:
+#: Rows ``predict`` passes through the network at once unless told otherwise (bounds the memory
+#: of large inputs: a convolution's im2col buffer grows with the batch).
+PREDICT_BATCH = 1024
+
+
+def predict(net: Network, x: Any, batch_size: int | None = PREDICT_BATCH) -> Any:
     """Network outputs ``(n, *output_shape)`` on the device, in inference mode, computed
-    ``batch_size`` rows at a time (all at once when ``None``)."""
+    ``batch_size`` rows at a time (all at once when ``None``) and joined."""
     xd = net.prepare_inputs(x)
     n = int(xd.shape[0])
     ctx = net.context(training=False)

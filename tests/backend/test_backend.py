@@ -80,7 +80,8 @@ def test_device_the_backend_does_not_have(name, device, message):
 
 def test_bad_dtype():
     with pytest.raises(BackendError, match="dtype must be one of"):
-        bpx.get_backend("numpy", dtype="float16")
+        bpx.get_backend("numpy", dtype="int8")
+    assert bpx.get_backend("numpy", dtype="float16").mixed  # float16: mixed precision
 
 
 def test_strict_devices_resolve():

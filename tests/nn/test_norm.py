@@ -90,7 +90,10 @@ def test_matches_torch_in_training_and_inference(kind, cfg):
 def test_batch_norm_running_statistics_use_unbiased_variance():
     net = bpx.Sequential(bpx.BatchNorm(2, momentum=1.0), backend="numpy", dtype="float64")
     x = np.array([[1.0, 0.0], [2.0, 0.0], [6.0, 3.0]])
-    y = net.forward(x, training=True)
+    before = net.state_dict()
+    y = net.forward(x, training=True)  # training-mode outputs; the running statistics are left alone
+    assert all(np.array_equal(v, net.state_dict()[k]) for k, v in before.items())
+    net.forward_pass(net.prepare_inputs(x), net.context(training=True))  # what a training step runs
     state = net.state_dict()
     np.testing.assert_allclose(state["layers.0.running_mean"], [3.0, 1.0])
     np.testing.assert_allclose(state["layers.0.running_var"], np.var(x, axis=0, ddof=1))
