@@ -30,7 +30,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     result = net.evaluate(x_test, y_test)
     print(f"softmax regression: test accuracy {100 * result['accuracy']:.2f}% (loss {result['loss']:.4f}) "
-          f"after {args.epochs} epochs, {seconds:.1f}s on {net.backend}")
+          f"after {args.epochs} epochs, {seconds:.1f}s on {net.backend.describe()}")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ def test_worked_example_prints_every_reference_figure(backend):
 def test_mnist_examples_run_one_epoch(shared_mnist):
     out = run("mnist_softmax.py", "--data-dir", str(shared_mnist), "--epochs", "1")
     assert float(out.split("test accuracy ")[1].split("%")[0]) > 88
-    out = run("mnist_mlp.py", "--data-dir", str(shared_mnist), "--epochs", "1")
-    assert float(out.split("test accuracy ")[1].split("%")[0]) > 95
+    out = run("mnist_mlp.py", "--data-dir", str(shared_mnist), "--epochs", "1", "--limit", "10000")
+    assert float(out.split("test accuracy ")[1].split("%")[0]) > 90
 
 
 @pytest.mark.slow  # about 15 s: one epoch of 3,000 images, then the 10,000 test images

@@ -292,7 +292,8 @@ class Network:
         """The index of the first layer with a trainable parameter (``len(layers)`` when none):
         backward needs to reach it, and no further."""
         store = self.store
-        store.refresh_layout()
+        if store.layout_pending:
+            store.refresh_layout()
         cached = self._cache.get("first_trainable")
         if cached is None or cached[0] != store.layout_version:
             trainable = set(store.trainable)

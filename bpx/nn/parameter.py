@@ -301,7 +301,8 @@ class ParameterStore:
 
     def trainable_values(self) -> Any:
         """The trainable part of :attr:`values` (a view on mutable backends)."""
-        self.refresh_layout()
+        if self._stale_layout:
+            self.refresh_layout()
         if self.trainable_size == self.size:
             return self.values
         cached = None if self.functional else self._views.get(None)  # type: ignore[call-overload]
@@ -311,10 +312,11 @@ class ParameterStore:
                 self._views[None] = cached  # type: ignore[index]
         return cached
 
-    def set_trainable_values(self, new: Any) -> None:
+    def set_trainable_values(self, new: Any, old: Any = None) -> None:
         """Adopt ``new`` as the trainable part after a functional update (JAX); a no-op when the
-        update already happened in place."""
-        if new is self.trainable_values() and not self.functional:
+        update already happened in place (``new`` is ``old``, the :meth:`trainable_values` it started
+        from, looked up again when not given)."""
+        if new is (self.trainable_values() if old is None else old) and not self.functional:
             return
         if self.trainable_size == self.size:
             self.values = new
@@ -431,20 +433,23 @@ class Gradients:
         """∂E/∂p += a @ b for 2-D ``a`` and ``b`` whose product has ``p``'s size (its shape may differ,
         e.g. ``(1, k)`` for a ``(k,)`` bias); written into the flat buffer with ``out=`` where the
         backend allows."""
-        if not p.trainable:
+        if not p._trainable:
             return
-        backend = self.backend
         shape = (a.shape[0], b.shape[1])
         if not self.in_place:
             product = a @ b
-            self.add(p, product if shape == p.shape else backend.xp.reshape(product, p.shape))
+            self.add(p, product if shape == p.shape else self.backend.xp.reshape(product, p.shape))
             return
-        slot = self.store.grad_slot(p, None if shape == p.shape else shape)
-        if p in self._written:
+        key = p if shape == p.shape else (p, shape)
+        slot = self.store._grad_views.get(key)
+        if slot is None:
+            slot = self.store.grad_slot(p, None if key is p else shape)
+        written = self._written
+        if p in written:
             slot += a @ b
         else:
-            backend.matmul_into(a, b, slot)
-        self._written.add(p)
+            self.backend.matmul_into(a, b, slot)
+            written.add(p)
 
     def add(self, p: Parameter, g: Any) -> None:
         """∂E/∂p += g (``g`` shaped ``p.shape``)."""
@@ -471,9 +476,10 @@ class Gradients:
         """The flat gradient of the trainable parameters (zeros where nothing was contributed)."""
         store, backend = self.store, self.backend
         if self.in_place:
-            for p in store.trainable:
-                if p not in self._written:
-                    store.grad_slot(p)[...] = 0.0
+            if len(self._written) != len(store.trainable):
+                for p in store.trainable:
+                    if p not in self._written:
+                        store.grad_slot(p)[...] = 0.0
             return store.gradient_buffer()
         xp = backend.xp
         parts = [xp.reshape(self._parts[p], (-1,)) if p in self._parts else backend.zeros((p.size,))

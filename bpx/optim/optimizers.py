@@ -123,7 +123,7 @@ step — forward, backward, update; the optimizer does the update.)"""
             if store.backend.mutable and not store.functional:
                 values[...] = new_values
                 new_values = values
-        store.set_trainable_values(new_values)
+        store.set_trainable_values(new_values, values)
         store.values_updated()
         self.iterations += 1
 

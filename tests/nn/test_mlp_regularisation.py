@@ -65,6 +65,7 @@ def test_regularised_mlp_trains_and_round_trips(tmp_path):
 @pytest.mark.slow
 def test_mnist_regularised_example_runs_one_epoch(shared_mnist):
     result = subprocess.run([sys.executable, str(EXAMPLES / "mnist_regularised.py"), "--data-dir", str(shared_mnist),
-                             "--epochs", "1", "--hidden", "256"], capture_output=True, text=True, timeout=600)
+                             "--epochs", "1", "--hidden", "128", "--limit", "6000"], capture_output=True, text=True,
+                            timeout=600)
     assert result.returncode == 0, result.stderr
-    assert float(result.stdout.split("test accuracy ")[1].split("%")[0]) > 95
+    assert float(result.stdout.split("test accuracy ")[1].split("%")[0]) > 88
