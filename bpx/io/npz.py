@@ -20,12 +20,11 @@ import re
 import struct
 import zipfile
 import zlib
-from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from ..errors import CheckpointError
+from .untrusted import UntrustedFile
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first local header, or an empty zip
@@ -47,7 +46,7 @@ _HEADER = re.compile(
     r"'shape': \((?P<shape>|[0-9]{1,18},|[0-9]{1,18}(?:, [0-9]{1,18})+)\), \} *\n?")
 
 
-class NpzReader:
+class NpzReader(UntrustedFile):
     """The members of an ``.npz`` file, read on demand with every declared size checked first.
 
     Use as a context manager. ``names`` lists the array names (``.npy`` suffix removed), ``size``
@@ -57,32 +56,18 @@ class NpzReader:
     """
 
     def __init__(self, path: str | os.PathLike[str], what: str = "checkpoint", *, expansion: int = 1100) -> None:
-        self.path, self.what = Path(path), what
-        try:
-            self._file: BinaryIO = open(self.path, "rb")  # closed by close()
-        except FileNotFoundError:
-            raise
-        except OSError as err:
-            raise self.error(f"cannot read it ({err.strerror or err})") from None
         self._zip: zipfile.ZipFile | None = None
-        try:
-            self._open(expansion)
-        except BaseException:
-            self.close()
-            raise
+        self._expansion = expansion
+        super().__init__(path, what)
 
-    def _open(self, expansion: int) -> None:
-        try:
-            self.size = os.fstat(self._file.fileno()).st_size
-            magic = self._file.read(len(NPY_MAGIC))
-            self._file.seek(0)
-        except OSError as err:
-            raise self.error(f"cannot read it ({err.strerror or err})") from None
+    def _parse(self) -> None:
+        magic = self._file.read(len(NPY_MAGIC))
+        self._file.seek(0)
         if magic == NPY_MAGIC:
             raise self.error("it is a single NumPy .npy array, not an .npz archive")
         if not magic.startswith(ZIP_MAGIC):
             raise self.error(f"not an .npz archive (it starts with {magic!r})")
-        self.budget = expansion * max(self.size, 1) + SLACK
+        self.budget = self._expansion * max(self.size, 1) + SLACK
         try:
             self._zip = zipfile.ZipFile(self._file)
             infos = self._zip.infolist()
@@ -108,20 +93,10 @@ class NpzReader:
         """The uncompressed size that the zip directory declares for member ``name`` (unchecked)."""
         return self._infos[name].file_size
 
-    def __enter__(self) -> NpzReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def close(self) -> None:
         if self._zip is not None:
             self._zip.close()
-        self._file.close()
-
-    def error(self, problem: str) -> CheckpointError:
-        """A :class:`CheckpointError` naming the file and ``problem``."""
-        return CheckpointError(f"cannot load {self.what} {str(self.path)!r}: {problem}")
+        super().close()
 
     def array(self, name: str, *, dtypes: frozenset[str] | set[str] = FLOAT_DESCRS,
               shape: tuple[int, ...] | None = None, ndim: int | None = None,

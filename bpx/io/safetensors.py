@@ -42,26 +42,34 @@ import math
 import os
 import struct
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..backend import FLOAT_DTYPES, Backend, get_backend
-from ..checks import check_float
-from ..errors import BpxError, BpxTypeError, CheckpointError, CheckpointWriteError, NonFiniteError, StateError
-from ..host.arrays import check_representable, element_count, is_finite_host, to_host
+from ..errors import BpxTypeError, CheckpointWriteError
 from ..host.files import atomic_write, check_writable
-from ..nn.layer import layer_from_config
-from ..nn.losses import LOSSES, Loss
 from ..nn.network import Network
-from ..optim.optimizers import OPTIMIZERS, Optimizer
+from ..optim.optimizers import Optimizer
 from ..version import __version__
-from .untrusted import existing_file, strict_json
+from .contents import (
+    FIELD_CHECKS,
+    FORMAT,
+    OPTIM,
+    VERSION,
+    build_network,
+    collect,
+    declared_values,
+    is_count,
+    is_int,
+    json_text,
+    load_arrays,
+    restore_optimizer,
+    short,
+)
+from .untrusted import UntrustedFile, existing_file, strict_json
 
-FORMAT = "bpx-checkpoint"
-VERSION = 2
 SUFFIX = ".safetensors"
-OPTIM = "optim/"
 METADATA = "__metadata__"
 #: The longest JSON header read (the safetensors library allows 100 MB; bpx's headers are small).
 MAX_HEADER_BYTES = 16 << 20
@@ -70,8 +78,9 @@ MAX_DIMS = 32
 DTYPES = {"F16": "<f2", "BF16": "<u2", "F32": "<f4", "F64": "<f8"}
 ITEMSIZE = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 _WRITE_DTYPES = {"float32": "F32", "float64": "F64"}
-_CONFIG_ERRORS = (BpxError, TypeError, ValueError, OverflowError, KeyError, IndexError, AttributeError)
-_OPTIMIZER_CLASSES = {cls.__name__: cls for cls in OPTIMIZERS.values()}
+#: The metadata's fields that hold JSON (the others are plain strings).
+_JSON_FIELDS = ("backend", "config", "loss", "metrics", "optimizer")
+WHERE = "the metadata"
 
 N = TypeVar("N", bound=Network)
 
@@ -95,68 +104,15 @@ def save_safetensors(net: Network, path: str | os.PathLike[str], optimizer: Opti
     path = check_writable(safetensors_path(path), "checkpoint")
     net.backend.require_data(f"saving checkpoint {str(path)!r}")
     what = f"cannot save checkpoint {str(path)!r}"
-    tensors, metadata = _contents(net, optimizer, what)
+    tensors, description = collect(net, optimizer, what)
+    metadata = {key: json_text(value, what) if key in _JSON_FIELDS else str(value)
+                for key, value in description.items()}
     header, order = _header_bytes(tensors, metadata)
     with atomic_write(path, "checkpoint") as f:
         f.write(header)
         for name in order:
             f.write(tensors[name].tobytes())
     return path
-
-
-def _contents(net: Network, optimizer: Optimizer | None, what: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    net.store.check_finite(what)
-    state = net.state_dict()
-    for name in net.named_buffers():
-        if not is_finite_host(state[name]):
-            raise NonFiniteError(f"{what}: buffer {name!r} holds NaN or inf")
-    dtype = net.backend.master_dtype_name
-    tensors = {name: _little(value, dtype) for name, value in state.items()}
-    loss = net.loss
-    own_loss = loss is not None and LOSSES.get(loss.name) is type(loss)
-    meta: dict[str, Any] = {
-        "format": FORMAT, "version": str(VERSION), "bpx_version": __version__, "dtype": dtype,
-        "backend": _json({"name": net.backend.name, "device": str(net.backend.device)}, what),
-        "config": _json(net.config(), what), "seed": str(net.seed), "step_count": str(net.step_count),
-        "epochs_trained": str(net.epochs_trained),
-        "loss": _json({"name": loss.name, "config": loss.config()} if own_loss else None, what),  # type: ignore[union-attr]
-        "metrics": _json(net.metrics, what), "optimizer": "null",
-    }
-    if optimizer is not None:
-        meta["optimizer"] = _json(_optimizer_part(net, optimizer, tensors, dtype, what), what)
-    return tensors, meta
-
-
-def _little(host: np.ndarray, dtype: str) -> np.ndarray:
-    return np.ascontiguousarray(host, dtype=np.dtype(dtype).newbyteorder("<"))
-
-
-def _json(value: Any, what: str) -> str:
-    try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise BpxTypeError(f"{what}: its configuration is not JSON data ({err})") from None
-
-
-def _optimizer_part(net: Network, optimizer: Optimizer, tensors: dict[str, np.ndarray], dtype: str,
-                    what: str) -> dict[str, Any]:
-    cls = type(optimizer)
-    if _OPTIMIZER_CLASSES.get(cls.__name__) is not cls:
-        raise StateError(f"{what}: only bpx's own optimizers ({', '.join(_OPTIMIZER_CLASSES)}) can be saved, "
-                         f"not {optimizer!r}")
-    if optimizer.state and not optimizer.is_bound_to(net.store):
-        raise StateError(f"{what}: the optimizer holds the state of another network")
-    names = {p: name for name, p in net.named_parameters().items()}
-    listing: dict[str, list[str]] = {}
-    for p, values in optimizer.parameter_state(net.store).items():
-        listing[names[p]] = list(values)
-        for key, value in values.items():
-            host = to_host(value)
-            if not is_finite_host(host):
-                raise NonFiniteError(f"{what}: the optimizer's {key!r} of parameter {names[p]!r} holds NaN or inf")
-            tensors[f"{OPTIM}{names[p]}/{key}"] = _little(host, dtype)
-    return {"class": cls.__name__, "hyperparameters": optimizer.hyperparameters(),
-            "base_lr": optimizer.base_lr, "iterations": optimizer.iterations, "state": listing}
 
 
 def _header_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> tuple[bytes, list[str]]:
@@ -176,36 +132,10 @@ def _header_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> t
 
 
 # ---------------------------------------------------------------------- read
-class SafetensorsReader:
+class SafetensorsReader(UntrustedFile):
     """A checked safetensors file: :attr:`metadata`, :attr:`entries` (name → ``(dtype, shape,
     begin, end)``) and :meth:`array`. Use as a context manager; every problem is a
     :class:`CheckpointError` naming the file."""
-
-    def __init__(self, path: str | os.PathLike[str], what: str = "checkpoint") -> None:
-        self.path, self.what = Path(path), what
-        try:
-            self._file: BinaryIO = open(self.path, "rb")  # closed by close()
-        except FileNotFoundError:
-            raise
-        except OSError as err:
-            raise self.error(f"cannot read it ({err.strerror or err})") from None
-        try:
-            self._parse()
-        except BaseException:
-            self.close()
-            raise
-
-    def __enter__(self) -> SafetensorsReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def error(self, problem: str) -> CheckpointError:
-        return CheckpointError(f"cannot load {self.what} {str(self.path)!r}: {problem}")
 
     def _read(self, n: int) -> bytes:
         try:
@@ -217,10 +147,6 @@ class SafetensorsReader:
         return data
 
     def _parse(self) -> None:
-        try:
-            self.size = os.fstat(self._file.fileno()).st_size
-        except OSError as err:
-            raise self.error(f"cannot read it ({err.strerror or err})") from None
         if self.size < 8:
             raise self.error(f"not a safetensors file: {self.size} bytes, fewer than the 8-byte header length")
         (length,) = struct.unpack("<Q", self._read(8))
@@ -235,14 +161,14 @@ class SafetensorsReader:
         except (ValueError, RecursionError) as err:
             raise self.error(f"the header is not valid UTF-8 JSON ({type(err).__name__}: {err})") from None
         if not isinstance(header, dict):
-            raise self.error(f"the header is not a JSON object but {_short(header)}")
+            raise self.error(f"the header is not a JSON object but {short(header)}")
         self.data_start = 8 + length
         self.data_size = self.size - self.data_start
         metadata = header.pop(METADATA, {})
         if metadata is None:
             metadata = {}
         if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-            raise self.error(f"its {METADATA!r} is {_short(metadata)}, not an object of strings")
+            raise self.error(f"its {METADATA!r} is {short(metadata)}, not an object of strings")
         self.metadata: dict[str, str] = metadata
         self.entries: dict[str, tuple[str, tuple[int, ...], int, int]] = {}
         for name, entry in header.items():
@@ -262,24 +188,31 @@ class SafetensorsReader:
         if not name:
             raise self.error("a tensor has an empty name")
         if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-            raise self.error(f"tensor {name[:80]!r} is described by {_short(entry)}, not "
+            raise self.error(f"tensor {name[:80]!r} is described by {short(entry)}, not "
                              "{'dtype', 'shape', 'data_offsets'}")
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if dtype not in DTYPES:
-            raise self.error(f"tensor {name[:80]!r} has dtype {_short(dtype)}; bpx reads {', '.join(DTYPES)}")
+            raise self.error(f"tensor {name[:80]!r} has dtype {short(dtype)}; bpx reads {', '.join(DTYPES)}")
         if (not isinstance(shape, list) or len(shape) > MAX_DIMS
-                or not all(_is_int(d) and 0 <= d < 2**63 for d in shape)):
-            raise self.error(f"tensor {name[:80]!r} has shape {_short(shape)}, not a list of at most {MAX_DIMS} "
+                or not all(is_int(d) and 0 <= d < 2**63 for d in shape)):
+            raise self.error(f"tensor {name[:80]!r} has shape {short(shape)}, not a list of at most {MAX_DIMS} "
                              "non-negative ints")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) for o in offsets)
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(is_int(o) for o in offsets)
                 or not 0 <= offsets[0] <= offsets[1] <= self.data_size):
-            raise self.error(f"tensor {name[:80]!r} has data_offsets {_short(offsets)}, not [begin, end] within "
+            raise self.error(f"tensor {name[:80]!r} has data_offsets {short(offsets)}, not [begin, end] within "
                              f"the {self.data_size} bytes of data")
         nbytes = math.prod(shape) * ITEMSIZE[dtype]
         if nbytes != offsets[1] - offsets[0]:
             raise self.error(f"tensor {name[:80]!r} of shape {shape} ({dtype}) needs {nbytes} bytes but its offsets "
                              f"span {offsets[1] - offsets[0]}")
         return dtype, tuple(shape), offsets[0], offsets[1]
+
+    def read(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """Tensor ``name``, checked to have ``shape``, as a native float array."""
+        if name in self.entries and self.entries[name][1] != tuple(shape):
+            raise self.error(f"tensor {name!r} has shape {self.entries[name][1]} but the architecture needs "
+                             f"{tuple(shape)}")
+        return self.array(name)
 
     def array(self, name: str) -> np.ndarray:
         """Tensor ``name`` as a native float array (F16/BF16 widened to float32)."""
@@ -327,7 +260,7 @@ def load_safetensors(path: str | os.PathLike[str], backend: str | Backend | None
         if architecture is not None:
             config = architecture.config() if isinstance(architecture, Network) else architecture
             if not isinstance(config, dict):
-                raise BpxTypeError(f"architecture must be a bpx network or its config(), got {_short(config)}")
+                raise BpxTypeError(f"architecture must be a bpx network or its config(), got {short(config)}")
         elif meta is not None:
             config = meta["config"]
         else:
@@ -335,35 +268,22 @@ def load_safetensors(path: str | os.PathLike[str], backend: str | Backend | None
                            "architecture=net.config() (or a network) with tensors named as net.state_dict()")
         saved_dtype = meta["dtype"] if meta is not None else (
             "float64" if any(e[0] == "F64" for e in st.entries.values()) else "float32")
-        _check_budget(st, config, saved_dtype)
+        declared = declared_values(st, config, WHERE)
+        stored = sum(math.prod(shape) for name, (_, shape, _, _) in st.entries.items() if not name.startswith(OPTIM))
+        if declared > stored:
+            raise st.error(f"the architecture needs {declared} parameter and buffer values but the file's tensors "
+                           f"hold {stored}")
         if dtype is None and not isinstance(backend, Backend):
             dtype = saved_dtype
         target = get_backend(backend, device, dtype)
         target.require_data(f"loading checkpoint {str(path)!r}")
-        try:
-            net = network_class.from_config(config, backend=target, seed=meta["seed"] if meta else 0)
-        except _CONFIG_ERRORS as err:
-            raise st.error(f"invalid architecture ({type(err).__name__}: {err})") from None
-        items = {name: p.shape for name, p in net.named_parameters().items()}
-        items.update({name: b.shape for name, b in net.named_buffers().items()})
-        weights = {n for n in st.names if not n.startswith(OPTIM)}
-        _check_names(st, "tensors do not match the architecture", set(items), weights)
-        optim_meta = meta.get("optimizer") if meta else None
-        if optim_meta is None and any(n.startswith(OPTIM) for n in st.names):
-            raise st.error("it holds optimizer state tensors but its metadata has no optimizer")
-        state = {name: _values(st, name, shape, target) for name, shape in items.items()}
-        try:
-            net.load_state_dict(state)
-        except BpxError as err:  # pragma: no cover - the tensors were checked above
-            raise st.error(str(err)) from None
-        if meta is not None:
-            net.loss, net.metrics, net.step_count = _loss(st, meta.get("loss")), meta.get("metrics"), meta["step_count"]
-            net.epochs_trained = meta["epochs_trained"]
+        net = build_network(st, config, meta, target, network_class, WHERE)
+        names = set(st.names)
+        optimizer_spec = meta.get("optimizer") if meta else None
+        load_arrays(st, st.read, names, net, optimizer_spec is not None, WHERE)
         if not with_optimizer:
             return net
-        if optim_meta is None:
-            raise st.error("it holds no optimizer (saved without one); load it with with_optimizer=False")
-        return net, _load_optimizer(st, optim_meta, net)
+        return net, restore_optimizer(st, st.read, names, optimizer_spec, net, WHERE)
 
 
 def _metadata(st: SafetensorsReader) -> dict[str, Any] | None:
@@ -374,143 +294,30 @@ def _metadata(st: SafetensorsReader) -> dict[str, Any] | None:
     parsed: dict[str, Any] = {}
     version = raw.get("version", "")
     if not version.isdigit() or not 1 <= int(version[:6]) <= VERSION:
-        raise st.error(f"unsupported bpx format version {_short(version)} (this bpx, {__version__}, reads 1 to "
+        raise st.error(f"unsupported bpx format version {short(version)} (this bpx, {__version__}, reads 1 to "
                        f"{VERSION})")
     if raw.get("dtype") not in FLOAT_DTYPES:
-        raise st.error(f"the metadata's dtype {_short(raw.get('dtype'))} is not one of {FLOAT_DTYPES}")
+        raise st.error(f"the metadata's dtype {short(raw.get('dtype'))} is not one of {FLOAT_DTYPES}")
     parsed["dtype"] = raw["dtype"]
-    for key in ("seed", "step_count", "epochs_trained"):
-        text = raw.get(key, "0")
-        if not text.isdigit() or len(text) > 19 or int(text) >= 2**63:
-            raise st.error(f"the metadata's {key!r} is {_short(text)}, expected a non-negative int below 2**63")
-        parsed[key] = int(text)
-    for key, check, expected in (("config", lambda v: isinstance(v, dict), "an object"),
-                                 ("loss", _is_loss, "null or a loss description"),
-                                 ("metrics", lambda v: v is None or _is_names(v), "null or a list of names"),
-                                 ("optimizer", _is_optimizer, "null or an optimizer description")):
-        text = raw.get(key, "null")
-        try:
-            value = strict_json(text)
-        except (ValueError, RecursionError) as err:
-            raise st.error(f"the metadata's {key!r} is not valid JSON ({type(err).__name__}: {err})") from None
+    text = raw.get("config", "null")
+    try:
+        parsed["config"] = strict_json(text)
+    except (ValueError, RecursionError) as err:
+        raise st.error(f"the metadata's 'config' is not valid JSON ({type(err).__name__}: {err})") from None
+    if not isinstance(parsed["config"], dict):
+        raise st.error(f"the metadata's 'config' is {short(parsed['config'])}, expected an object")
+    for key, check, expected in FIELD_CHECKS:
+        text = raw.get(key, "0" if check is is_count else "null")
+        if check is is_count:
+            if not text.isdigit() or len(text) > 19:
+                raise st.error(f"the metadata's {key!r} is {short(text)}, expected {expected}")
+            value: Any = int(text)
+        else:
+            try:
+                value = strict_json(text)
+            except (ValueError, RecursionError) as err:
+                raise st.error(f"the metadata's {key!r} is not valid JSON ({type(err).__name__}: {err})") from None
         if not check(value):
-            raise st.error(f"the metadata's {key!r} is {_short(value)}, expected {expected}")
+            raise st.error(f"the metadata's {key!r} is {short(value)}, expected {expected}")
         parsed[key] = value
     return parsed
-
-
-def _check_budget(st: SafetensorsReader, config: dict[str, Any], dtype: str) -> None:
-    """Refuse an architecture whose parameters and buffers need more values than the file holds,
-    before building it (a layer's constructor allocates nothing but explicit values)."""
-    specs = config.get("layers")
-    if not isinstance(specs, list) or not specs:
-        raise st.error(f"invalid architecture: 'layers' is {_short(specs)}, not a list of layers")
-    declared = 0
-    for i, spec in enumerate(specs):
-        if not isinstance(spec, dict):
-            raise st.error(f"invalid architecture: layers[{i}] is {_short(spec)}, not an object")
-        if "same_as" in spec:
-            continue
-        explicit = [key for key in ("weight", "bias") if spec.get(key) is not None]
-        if explicit:
-            raise st.error(f"invalid architecture: layers[{i}] holds explicit {' and '.join(explicit)} values")
-        try:
-            layer = layer_from_config(spec.get("type"), {k: v for k, v in spec.items() if k != "type"})
-        except _CONFIG_ERRORS as err:
-            raise st.error(f"invalid architecture: layers[{i}]: {err}") from None
-        declared += sum(element_count(item.shape) for item in [*layer.parameters(), *layer.buffers()])
-    stored = sum(math.prod(shape) for name, (_, shape, _, _) in st.entries.items() if not name.startswith(OPTIM))
-    if declared > stored:
-        raise st.error(f"the architecture needs {declared} parameter and buffer values but the file's tensors hold "
-                       f"{stored}")
-
-
-def _values(st: SafetensorsReader, name: str, shape: tuple[int, ...], target: Backend) -> np.ndarray:
-    found = st.entries[name][1]
-    if found != tuple(shape):
-        raise st.error(f"tensor {name!r} has shape {found} but the architecture needs {tuple(shape)}")
-    array = st.array(name)
-    if not is_finite_host(array):
-        raise st.error(f"tensor {name!r} holds NaN or inf")
-    try:
-        check_representable(array, target.master_dtype_name, f"tensor {name!r}")
-    except BpxError as err:
-        raise st.error(str(err)) from None
-    return array
-
-
-def _check_names(st: SafetensorsReader, what: str, expected: set[str], present: set[str]) -> None:
-    missing, extra = sorted(expected - present), sorted(present - expected)
-    if missing or extra:
-        raise st.error(f"{what}: missing {missing[:10]}, unexpected {[n[:80] for n in extra[:10]]}")
-
-
-def _loss(st: SafetensorsReader, spec: Any) -> Loss | None:
-    if spec is None:
-        return None
-    cls = LOSSES.get(spec["name"])
-    if cls is None:
-        raise st.error(f"unknown loss {_short(spec['name'])} in the metadata; known: {', '.join(LOSSES)}")
-    try:
-        return cls(**spec.get("config", {}))
-    except _CONFIG_ERRORS as err:
-        raise st.error(f"invalid loss in the metadata ({type(err).__name__}: {err})") from None
-
-
-def _load_optimizer(st: SafetensorsReader, meta: dict[str, Any], net: Network) -> Optimizer:
-    cls = _OPTIMIZER_CLASSES.get(meta["class"])
-    if cls is None:
-        raise st.error(f"unknown optimizer class {_short(meta['class'])} (known: {', '.join(_OPTIMIZER_CLASSES)})")
-    try:
-        optimizer = cls(**meta["hyperparameters"])
-    except _CONFIG_ERRORS as err:
-        raise st.error(f"invalid optimizer in the metadata ({type(err).__name__}: {err})") from None
-    params = net.named_parameters()
-    trainable = {name for name, p in params.items() if p.trainable}
-    listing: dict[str, list[str]] = meta["state"]
-    keys = sorted(optimizer.keys())
-    if not set(listing) <= trainable or (listing and set(listing) != trainable):
-        raise st.error(f"the optimizer state covers {sorted(listing)[:10]} but the trainable parameters are "
-                       f"{sorted(trainable)[:10]}")
-    for pname, names in listing.items():
-        if sorted(names) != keys:
-            raise st.error(f"optimizer state of {pname} has {sorted(names)}, but {cls.__name__} keeps {keys}")
-    expected = {f"{OPTIM}{pname}/{key}" for pname, names in listing.items() for key in names}
-    _check_names(st, "optimizer state tensors do not match the metadata", expected,
-                 {n for n in st.names if n.startswith(OPTIM)})
-    values = {params[pname]: {key: _values(st, f"{OPTIM}{pname}/{key}", params[pname].shape, net.backend)
-                              for key in names}
-              for pname, names in listing.items()}
-    optimizer.load_parameter_state(net.store, values, meta["iterations"])
-    try:
-        optimizer.base_lr = check_float(meta.get("base_lr", optimizer.lr), "the optimizer's base_lr", 0.0,
-                                        low_open=True)
-    except BpxError as err:
-        raise st.error(f"invalid optimizer in the metadata ({err})") from None
-    return optimizer
-
-
-# ---------------------------------------------------------------------- strict JSON
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_names(v: Any) -> bool:
-    return isinstance(v, list) and all(isinstance(m, str) for m in v)
-
-
-def _is_loss(v: Any) -> bool:
-    return v is None or (isinstance(v, dict) and isinstance(v.get("name"), str)
-                         and isinstance(v.get("config", {}), dict))
-
-
-def _is_optimizer(v: Any) -> bool:
-    return v is None or (isinstance(v, dict) and isinstance(v.get("class"), str)
-                         and isinstance(v.get("hyperparameters"), dict) and _is_int(v.get("iterations"))
-                         and 0 <= v["iterations"] < 2**63 and isinstance(v.get("state"), dict)
-                         and all(_is_names(k) for k in v["state"].values()))
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

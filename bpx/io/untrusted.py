@@ -4,13 +4,15 @@
 (and no number that overflows to inf), no duplicate keys, and at most :data:`MAX_JSON_DEPTH`
 levels of nesting (checked iteratively, so nothing later recurses). :func:`existing_file` refuses
 folders, devices and FIFOs before anything opens them, and says which file was probably meant.
+:class:`UntrustedFile` is the base of the format readers: one open file, errors that name it.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import BpxValueError, CheckpointError, FileMissingError
 
@@ -54,6 +56,46 @@ def existing_file(path: Path, suffix: str, what: str = "checkpoint") -> Path:
     if path.suffix != suffix and path.with_name(path.name + suffix).is_file():
         hint = f"; did you mean {path.name + suffix!r}?"
     raise FileMissingError(errno.ENOENT, f"no bpx {what} at this path{hint}", str(path))
+
+
+class UntrustedFile:
+    """A file opened once for checked reading; a subclass parses it in :meth:`_parse` (the file is
+    closed if that raises). Use as a context manager. Raises ``FileNotFoundError`` for a missing
+    file and, like every method, :class:`CheckpointError` naming the file for anything else."""
+
+    def __init__(self, path: str | os.PathLike[str], what: str = "checkpoint") -> None:
+        self.path, self.what = Path(path), what
+        try:
+            self._file: BinaryIO = open(self.path, "rb")  # closed by close()
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise self.error(f"cannot read it ({err.strerror or err})") from None
+        try:
+            self.size = os.fstat(self._file.fileno()).st_size
+            self._parse()
+        except OSError as err:
+            self.close()
+            raise self.error(f"cannot read it ({err.strerror or err})") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def _parse(self) -> None:
+        """Read and check the file's structure (its size is :attr:`size`)."""
+
+    def error(self, problem: str) -> CheckpointError:
+        """A :class:`CheckpointError` naming the file and ``problem``."""
+        return CheckpointError(f"cannot load {self.what} {str(self.path)!r}: {problem}")
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _reject_constant(name: str) -> Any:

@@ -527,7 +527,7 @@ BAD_FILES = {
     "inf-weights": (lambda g, b: rewrite(g, b, **{"layers.2.weight": np.full((6, 5), -np.inf, "<f4")}),
                     "'layers.2.weight' holds NaN or inf"),
     "stray-optimizer-state": (lambda g, b: rewrite(g, b, edit=with_key("optimizer", None)),
-                              "optimizer state arrays but its header has no optimizer"),
+                              "optimizer state arrays but the header has no optimizer"),
 }
 
 

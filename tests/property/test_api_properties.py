@@ -21,34 +21,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from hypothesis_places import budget, place_params
 
 import bpx
 from bpx.testing import assert_close, tolerance
-from bpx.testing.params import BackendConfig, availability
-
-#: (backend, device) pairs; each test is parametrised over them and skips what is not installed.
-PLACES = [("numpy", None), ("array_api_strict", None), ("array_api_strict", "device1"), ("torch", "cpu"),
-          ("jax", None)]
-
-
-def place_params() -> list:
-    params = []
-    for name, device in PLACES:
-        reason = availability(BackendConfig(name, device, "float64"))
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param((name, device), id=f"{name}-{device or 'default'}", marks=marks))
-    return params
-
-
-def budget(place: tuple[str, object], examples: int, jax: int = 2) -> settings:
-    """Hypothesis settings: ``examples`` per backend, ``jax`` on eager JAX (slow: every new shape
-    compiles each operation)."""
-    n = jax if place[0] == "jax" else examples
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-
 
 # ---------------------------------------------------------------------- networks as data
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "identity")
@@ -204,7 +182,7 @@ def test_predict_matches_a_numpy_forward_pass(place):
     """predict (any batch_size) and predict_classes equal the hand-computed forward pass; outputs are
     finite, on the network's device and of its dtype."""
 
-    @budget(place, 25)
+    @budget(place, 25, jax=2)
     @given(spec=specs(), n=st.integers(1, 7), seed=st.integers(0, 2**32 - 1), data=st.data())
     def check(spec, n, seed, data):
         net = spec.build(place)
@@ -239,7 +217,7 @@ def test_evaluate_and_compute_loss_match_numpy(place):
     """evaluate's loss equals the NumPy loss of the hand-computed outputs, compute_loss agrees, and
     evaluate's accuracy equals a hand count over predict's outputs (same batches)."""
 
-    @budget(place, 25)
+    @budget(place, 25, jax=2)
     @given(spec=specs(finals=(None, "identity", "tanh")), loss=st.sampled_from(LOSSES),
            n=st.integers(1, 9), seed=st.integers(0, 2**32 - 1), data=st.data())
     def check(spec, loss, n, seed, data):
@@ -346,7 +324,7 @@ def test_train_steps_match_pytorch(place):
     last step. float64 for every optimizer; float32 for SGD."""
     pytest.importorskip("torch")
 
-    @budget(place, 15)
+    @budget(place, 15, jax=2)
     @given(spec=specs(finals=(None, "tanh")), loss=st.sampled_from(LOSSES), n=st.integers(1, 6),
            steps=st.integers(1, 3), seed=st.integers(0, 2**32 - 1), data=st.data())
     def check(spec, loss, n, steps, seed, data):
@@ -384,7 +362,7 @@ def test_fit_raises_instead_of_returning_non_finite_parameters(place):
     NonFiniteError naming the epoch and batch, with the weights of the last check restored (the
     weights before fit when it fails in the first check interval)."""
 
-    @budget(place, 20)
+    @budget(place, 20, jax=2)
     @given(spec=specs(finals=(None,), dtypes=("float32",)), loss=st.sampled_from(LOSSES),
            n=st.integers(1, 12), seed=st.integers(0, 2**32 - 1), data=st.data())
     def check(spec, loss, n, seed, data):

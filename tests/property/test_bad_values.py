@@ -23,28 +23,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_places import budget, place_params
 
 import bpx
-from bpx.testing.params import BackendConfig, availability
-
-PLACES = [("numpy", None), ("array_api_strict", None), ("array_api_strict", "device1"), ("torch", "cpu"),
-          ("jax", None)]
-
-
-def place_params() -> list:
-    params = []
-    for name, device in PLACES:
-        reason = availability(BackendConfig(name, device, "float64"))
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param((name, device), id=f"{name}-{device or 'default'}", marks=marks))
-    return params
-
-
-def budget(place: tuple[str, Any], examples: int, jax: int = 5) -> settings:
-    """``examples`` per backend, ``jax`` on eager JAX (slow: every new shape compiles each operation)."""
-    n = jax if place[0] == "jax" else examples
-    return settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
 class Opaque:
@@ -330,7 +311,7 @@ def test_methods_raise_bpx_errors_naming_the_argument(place, tmp_path):
     """One argument of fit/evaluate/train_step/compute_loss/predict/predict_classes/forward replaced
     by a bad (or surprising but valid) value: a bpx error naming it, or finite results."""
 
-    @budget(place, 150)
+    @budget(place, 150, jax=5)
     @given(method=st.sampled_from(sorted(METHODS)), loss=st.sampled_from(LOSSES), seed=st.integers(0, 2**32 - 1),
            dtype=st.sampled_from(["float32", "float64"]), data=st.data())
     def check(method, loss, seed, dtype, data):
@@ -393,7 +374,7 @@ def test_load_state_dict_and_explicit_weights(place):
     """load_state_dict and Dense(weight=, bias=) with mutated values: a bpx error naming the entry,
     or (big-endian, negative strides, ints, device arrays, lists) the exact values loaded."""
 
-    @budget(place, 60)
+    @budget(place, 60, jax=5)
     @given(seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from(["float32", "float64"]), data=st.data())
     def check(seed, dtype, data):
         rng = np.random.default_rng(seed)
