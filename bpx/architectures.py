@@ -30,11 +30,13 @@ WORKED_LR = 0.5
 
 
 def mlp(sizes: Sequence[int], activation: str = "relu", output_activation: str | None = None, *,
-        dropout: float = 0.0, batch_norm: bool = False, input_dropout: float = 0.0, **network: Any) -> Sequential:
+        dropout: float = 0.0, batch_norm: bool = False, input_dropout: float = 0.0, init: str | None = None,
+        **network: Any) -> Sequential:
     """A multilayer perceptron ``Dense → activation → … → Dense [→ output_activation]``.
 
     ``sizes`` are the layer widths, input first (``[784, 256, 10]``: one hidden layer); hidden
-    weights use He initialisation for (leaky) ReLU and Glorot otherwise; the output layer gives
+    weights use ``init`` (an initialiser name of :class:`Dense`; default He for (leaky) ReLU and
+    Glorot otherwise), the output layer Glorot; the output layer gives
     logits unless ``output_activation`` is named. Keyword arguments go to :class:`Sequential`
     (``backend``, ``device``, ``dtype``, ``seed``).
 
@@ -61,7 +63,8 @@ def mlp(sizes: Sequence[int], activation: str = "relu", output_activation: str |
     dropout = check_float(dropout, "mlp dropout", 0.0, 1.0, high_open=True)
     input_dropout = check_float(input_dropout, "mlp input_dropout", 0.0, 1.0, high_open=True)
     batch_norm = check_bool(batch_norm, "mlp batch_norm")
-    init = "he_uniform" if activation in ("relu", "leaky_relu") else "glorot_uniform"
+    if init is None:
+        init = "he_uniform" if activation in ("relu", "leaky_relu") else "glorot_uniform"
     layers: list[Layer] = [Dropout(input_dropout)] if input_dropout > 0.0 else []
     for n_in, n_out in itertools.pairwise(sizes[:-1]):
         layers.append(Dense(n_in, n_out, init=init, use_bias=not batch_norm))

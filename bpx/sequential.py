@@ -65,7 +65,8 @@ class Sequential(Network):
         ``metrics``: ``None`` reports accuracy for the classification losses only; pass
         ``["accuracy"]`` to measure it for a squared-error loss on one-hot rows, ``[]`` for none.
         ``verbose``: 0 silent; 1 a progress bar per epoch on a terminal (a plain line per epoch
-        elsewhere); 2 bars kept. ``compile=True`` (JAX) runs each step through ``jax.jit``;
+        elsewhere); 2 bars kept. ``compile=True`` compiles the step (JAX: whole chunks of
+        batches under one ``jax.jit``; PyTorch: ``torch.compile``), cached across calls;
         ``distributed=True`` (or a :class:`bpx.training.distributed.Communicator`) trains
         data-parallel over the MPI ranks of ``mpiexec``. The network remembers ``loss`` and the
         metrics (``evaluate`` uses them). Inside ``fit`` the optimizer works in the gradient

@@ -19,7 +19,9 @@ once per ``fit`` to build ``classes_`` (a NumPy array, so string labels work).
 
 Differences from scikit-learn's own estimators: ``alpha`` is the same L2 penalty (its gradient
 ``alpha·W / batch_size``) but applied as bpx's coupled weight decay, which also decays the
-biases; the weights start from He (ReLU) or Glorot initialisation drawn from ``random_state``;
+biases; the weights start from Glorot-uniform initialisation drawn from ``random_state`` (scikit-learn's
+bound for every activation but ``"logistic"``, for which scikit-learn's is √3 smaller) and the
+biases from zero (scikit-learn draws them from the same range);
 ``loss_curve_`` holds the data loss without the penalty; the solvers are ``"adam"`` and
 ``"sgd"`` with a constant learning rate (no ``"lbfgs"``); ``dtype=None`` trains in float64
 unless ``X`` is float32; ``sample_weight`` is not supported.
@@ -349,7 +351,8 @@ class _BaseMLP(BaseEstimator):
         self._rng = check_random_state(self.random_state)
         seed = int(self._rng.randint(2**31 - 1))
         sizes = [int(X.shape[1]), *self._hidden(), self._n_outputs()]
-        self._net = mlp(sizes, activation=ACTIVATIONS[self.activation], backend=backend, seed=seed)
+        self._net = mlp(sizes, activation=ACTIVATIONS[self.activation], init="glorot_uniform", backend=backend,
+                        seed=seed)
         self._namespace = namespace
         self._device = None if namespace is None else str(device)
         self._loss = self._make_loss()

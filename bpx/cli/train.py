@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from ..training.callbacks import Callback
+from ..training.compiled import COMPILERS
 from ..training.history import History
 from ..training.loggers import logger_for
 from ..version import __version__
@@ -126,7 +127,8 @@ def add_parser(sub: Any) -> None:
                                                    ".jsonl), flushed per epoch; --resume appends to it")
     out.add_argument("--resume", metavar="CKPT", help="continue training the checkpoint written by --save, "
                                                       "with its optimizer state; give the original options")
-    out.add_argument("--compile", action="store_true", help="run each step through jax.jit (jax backend only)")
+    out.add_argument("--compile", action="store_true",
+                     help="compile the training step: jax.jit (jax) or torch.compile (torch)")
     out.add_argument("--distributed", action="store_true",
                      help="data-parallel over MPI ranks: mpiexec -n 4 bpx train --distributed ...")
     add_threads_option(out)
@@ -273,8 +275,8 @@ def run(args: argparse.Namespace, given: set[str]) -> int:
         dtype = checkpoint_dtype(args.resume)
     backend = resolve_backend(args, dtype or "float32")
     apply_threads(threads)
-    if args.compile and backend.name != "jax":
-        raise UsageError(f"--compile: only the jax backend compiles steps (jax.jit); this run uses {backend.name}")
+    if args.compile and backend.name not in COMPILERS:
+        raise UsageError(f"--compile: only {' and '.join(COMPILERS)} compile steps; this run uses {backend.name}")
     notes_on_mpi(args, main_rank)
 
     if args.resume:

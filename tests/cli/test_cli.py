@@ -83,7 +83,7 @@ def test_bad_values_name_the_flag_and_the_value(bpx_run, argv, message):
     (["--dataset", "mnist-mini", "--optimizer", "adam", "--momentum", "0.5"], "--momentum: only --optimizer sgd"),
     (["--dataset", "mnist-mini", "--hidden", "--dropout", "0.5"], "--dropout: the network has no hidden layer"),
     (["--dataset", "mnist-mini", "--model", "cnn", "--batch-norm"], "--batch-norm: --model cnn has"),
-    (["--dataset", "mnist-mini", "--compile"], "--compile: only the jax backend"),
+    (["--dataset", "mnist-mini", "--compile"], "--compile: only jax and torch compile steps"),
     (["--data-dir", "/nonexistent/mnist"], "--data-dir /nonexistent/mnist: no such folder"),
 ])
 def test_options_that_would_be_ignored_are_errors(bpx_run, argv, message):
