@@ -131,8 +131,9 @@ def add_backend_options(p: argparse.ArgumentParser, dtype: bool = True) -> None:
     p.add_argument("--device", help="a device of that backend: cpu, cuda:0 or mps (torch), 0 or 1 (cupy), "
                                     "gpu:0 (jax), device1 (array_api_strict)")
     if dtype:
-        p.add_argument("--dtype", choices=("float32", "float64"), default=None,
-                       help="float dtype (default: float32; with --resume or for eval: the checkpoint's)")
+        p.add_argument("--dtype", choices=("float32", "float64", "bfloat16", "float16"), default=None,
+                       help="float dtype (default: float32; with --resume or for eval: the checkpoint's); "
+                            "bfloat16 and float16 compute in that type with float32 master weights")
 
 
 def add_threads_option(p: argparse.ArgumentParser) -> None:

@@ -225,7 +225,7 @@ def load_for_resume(args: argparse.Namespace, given: set[str], backend: Any) -> 
     net, optimizer = load(path, backend=backend, with_optimizer=True)
     conflicts = [flag for flag in ARCHITECTURE_OPTIONS if flag in given]
     if conflicts:
-        wanted = build_network(args, get_backend("numpy", None, backend.dtype_name))
+        wanted = build_network(args, get_backend("numpy", None, backend.master_dtype_name))
         if wanted.config() != net.config():
             raise UsageError(f"{'/'.join(conflicts)}: describe {describe_network(wanted)}, but the checkpoint "
                              f"given to --resume holds {describe_network(net)}; leave them out when resuming")

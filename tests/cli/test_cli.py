@@ -168,6 +168,18 @@ def test_unusable_devices_are_one_line_errors(bpx_run, argv, message):
     assert_one_line_error(bpx_run("train", *SMALL, *argv), 1, f"bpx train: error: {message}")
 
 
+@pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
+def test_mixed_precision_trains_saves_float32_masters_and_evaluates(bpx_run, tmp_path):
+    trained = bpx_run("train", *SMALL, "--backend", "torch", "--dtype", "bfloat16", "--save", "m.npz", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "[torch cpu bfloat16]" in trained.stdout and float(figures(trained.stdout)[1]) > 20  # chance: 10
+    assert bpx.io.read_header(tmp_path / "m.npz")["dtype"] == "float32"  # the master weights
+    evaluated = bpx_run("eval", "m.npz", *MINI, "--backend", "torch", "--dtype", "bfloat16", cwd=tmp_path)
+    assert figures(evaluated.stdout) == figures(trained.stdout)
+    assert_one_line_error(bpx_run("train", *SMALL, "--dtype", "bfloat16"), 1,
+                          "bpx train: error: --backend numpy: dtype 'bfloat16' is not available")
+
+
 # ---------------------------------------------------------------------- honest figures, eval
 @pytest.mark.parametrize("loss, label", [("binary_cross_entropy", "test subset accuracy"),
                                          ("half_squared_error", "test accuracy")])
