@@ -5,6 +5,10 @@ cosine learning-rate schedule, batch 64, float32.
     python examples/mnist_cnn.py --data-dir ../shared/datasets/mnist [--backend torch] [--epochs 4] [--save cnn.npz]
 
 Images are read as (n, 28, 28) (``flatten=False``) and given their channel axis: (n, 1, 28, 28).
+
+Measured (numpy, float32, the defaults, 2-core CPU): with one BLAS thread (OPENBLAS_NUM_THREADS=1)
+99.10 % test accuracy after 4 epochs, 87 s; with two, 99.17 % (the products add their terms in
+another order).
 """
 
 import argparse
