@@ -440,6 +440,20 @@ def test_non_finite_device_data_is_refused_once_per_fit_and_evaluate(config, mon
     assert len(reads) == 1
 
 
+@pytest.mark.parametrize("config", [p for p in EVERY_BACKEND if p.values[0].name != "numpy"])
+def test_finite_device_data_whose_sum_overflows_is_accepted(config):
+    """The device check sums the data (a finite sum has finite terms); finite values whose sum
+    overflows to inf are then checked element by element and accepted, not refused."""
+    from bpx.training.data import prepare_data
+
+    net = small_net(config)
+    big = float(np.finfo(np.float32).max) / 2
+    x = np.full((2, 4), big)
+    assert np.isinf(x.astype(np.float32).sum(dtype=np.float32)) and np.isfinite(x.astype(np.float32)).all()
+    data = prepare_data(net, bpx.get_loss("ce"), net.backend.asarray(x), LABELS, ["accuracy"])
+    assert float(bpx.to_host(data.x)[1, 3]) == pytest.approx(big)
+
+
 def test_values_that_overflow_the_network_dtype_are_refused():
     """float64 host data beyond float32's range would become inf: refused naming the array."""
     net = small_net(dtype="float32")
