@@ -9,6 +9,7 @@ shows the architecture: ``backend`` (where arrays live), ``nn`` (forward and bac
 
 from typing import Any
 
+from . import startup  # noqa: F401  (first: the `bpx` command exits quietly on Ctrl-C while loading)
 from .architectures import cnn, mlp, worked_example
 from .backend import Backend, get_backend
 from .errors import (

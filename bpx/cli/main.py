@@ -11,6 +11,7 @@ import platform
 import sys
 from collections.abc import Callable, Sequence
 
+from .. import startup
 from ..export.onnx import add_cli_parser as add_export_parser
 from ..export.onnx import run_cli as run_export
 from ..version import DISTRIBUTION, __version__
@@ -56,6 +57,7 @@ COMMANDS: dict[str, Command] = {"train": train.run, "eval": evaluate.run, "expla
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bpx`` console script and of ``python -m bpx``; returns the exit status."""
+    startup.ready()  # from here on, Ctrl-C is handled by the command (see bpx.startup)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_command(argv)

@@ -3,6 +3,8 @@ once a marker line shows where it is. Each run ends with status 130 and no trace
 still saves, plots the completed epochs and prints figures computed from the saved weights."""
 
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -119,3 +121,45 @@ def test_ctrl_c_in_explain(bpx_start):
     result = run.finish()
     assert_clean_interrupt(result)
     assert result.err_lines[-1] == "bpx explain: interrupted" and result.stdout == ""
+
+
+#: Starts the command as its launcher does, and sends the process a real SIGINT as soon as
+#: NumPy starts to load: deterministically while bpx is still importing its libraries.
+INTERRUPTED_WHILE_IMPORTING = """
+import os, signal, sys
+
+class SendSigintWhenNumpyLoads:
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.argv = [ARGV0, "train", "--dataset", "mnist-mini"]
+sys.meta_path.insert(0, SendSigintWhenNumpyLoads())
+if ARGV0 == "-m":
+    import runpy
+    runpy.run_module("bpx", run_name="__main__")
+else:
+    from bpx.cli import main
+    sys.exit(main())
+print("not interrupted")
+"""
+
+
+@pytest.mark.parametrize("argv0", ["bpx", "-m"], ids=["console-script", "python-m"])
+def test_ctrl_c_while_the_libraries_load(argv0):
+    """Before the command runs, Ctrl-C exits with 130 and one line, not an import traceback."""
+    from .conftest import child_env
+
+    code = INTERRUPTED_WHILE_IMPORTING.replace("ARGV0", repr(argv0))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env=child_env(None))
+    assert_clean_interrupt(result)
+    assert result.stderr == "bpx: interrupted\n" and result.stdout == ""
+
+
+def test_importing_bpx_as_a_library_keeps_the_default_sigint_handler():
+    code = "import signal, bpx; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "True", result.stderr
