@@ -170,6 +170,19 @@ def test_big_endian_arrays_from_another_tool_load_with_their_values(tmp_path, dt
         np.testing.assert_array_equal(bpx.to_host(state["velocity"]), velocity[names[p]].astype(dtype))
 
 
+@pytest.mark.parametrize("dtype", [">f8", ">f4", "<f8"])
+def test_the_reader_returns_native_byte_order_arrays_with_the_values_written(tmp_path, dtype):
+    """NpzReader.array's contract: a writable array in the machine's byte order, holding the values
+    written (backends such as PyTorch refuse or misread a byte-swapped buffer)."""
+    from bpx.io.npz import NpzReader
+
+    path, w, *_ = handwritten_checkpoint(tmp_path / "order.npz", dtype)
+    with NpzReader(path) as npz:
+        array = npz.array("layers.0.weight", shape=(3, 2))
+    assert array.dtype.isnative and array.dtype == np.dtype(dtype).newbyteorder("=") and array.flags.writeable
+    np.testing.assert_array_equal(array, w.astype(dtype))
+
+
 @pytest.mark.parametrize("cfg", CASES)
 def test_a_checkpoint_loads_on_every_backend(tmp_path, cfg):
     source = make_rich_net(cfg.dtype)

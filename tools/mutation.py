@@ -1,0 +1,675 @@
+#!/usr/bin/env python
+"""Mutation testing of bpx's core: a small AST driver (no third-party mutation tool needed).
+
+Usage (from the repository root; needs ``pip install coverage``)::
+
+    python tools/mutation.py                 # everything: coverage map, then every mutant
+    python tools/mutation.py --list          # print the mutants without running them
+    python tools/mutation.py --only bpx/optim/schedules.py --only curated
+    python tools/mutation.py --rerun-survivors   # only the mutants that survived the last run
+
+How it works:
+
+1. **Mutants.** Every module of :data:`SCOPE` is parsed; systematic operators (see
+   :func:`mutations_of`) are applied one at a time to the function bodies and module constants,
+   skipping what is purely cosmetic: docstrings, string constants and f-strings, ``raise`` and
+   ``assert`` statements (error messages), type annotations, ``__repr__``/``__str__`` and the other
+   functions of :data:`COSMETIC`. :data:`CURATED` adds hand-written mutations: the bugs issue #11
+   names, which earlier suites missed.
+2. **Which tests.** The tests of :data:`TESTS` run once under ``coverage`` with one context per
+   test, which maps every line of the core to the tests that execute it (and records each test's
+   duration). A mutant runs only the tests that execute its lines (for a default argument: the
+   function's lines; for module-level code: the module's), fastest first, with ``-x``.
+3. **Running.** A parent process imports NumPy, PyTorch, JAX, pytest and Hypothesis once, then
+   forks one child per mutant; the child installs an import hook that compiles the mutated
+   source of the one module (nothing is written to disk) and runs ``pytest.main`` on the chosen
+   tests. Exit status 0: the mutant *survived*; a failure, an error, a crash or a timeout
+   (3 × the tests' recorded time + 20 s): *killed*.
+4. **Score.** killed / all and killed / (all − equivalent), where :data:`EQUIVALENT` lists the
+   mutants that cannot change any observable behaviour, each with its reason.
+
+Results go to ``build/mutation/`` (``results.json`` and a readable ``report.txt``). Backends:
+``BPX_TEST_BACKENDS`` defaults to ``numpy,torch`` here (the fast ones; PyTorch also covers the
+paths that differ on a second array library); set it to override.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import gc
+import importlib.abc
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+IMPORT = "<import>"  # the coverage context of lines run while test modules are collected
+OUT = ROOT / "build" / "mutation"
+
+#: The core that is mutated: module path → functions to mutate (``None``: all but the cosmetic).
+SCOPE: dict[str, set[str] | None] = {
+    **{f"bpx/nn/{name}.py": None for name in ("activations", "conv", "dense", "dropout", "layer", "losses", "network",
+                                              "norm", "parameter", "pooling", "reshape", "windows")},
+    "bpx/optim/optimizers.py": None,
+    "bpx/optim/schedules.py": None,
+    **{f"bpx/training/{name}.py": None for name in ("step", "loop", "data", "metrics", "callbacks", "guard")},
+    "bpx/host/init.py": None,
+    # the load path only (saving is exercised by every load test, but mutated here it is not the core)
+    "bpx/io/checkpoint.py": {"load_checkpoint", "read_header", "_descrs", "_header", "_check_budget",
+                             "_check_listing", "_is_listing"},
+    "bpx/io/contents.py": {"declared_values", "build_network", "load_arrays", "restore_optimizer", "restore_loss",
+                           "checked_values", "check_names", "is_int", "is_count", "is_names", "is_metrics",
+                           "is_loss", "is_optimizer"},
+    "bpx/io/untrusted.py": None,
+    "bpx/io/npz.py": {"NpzReader"},
+    "bpx/io/safetensors.py": {"SafetensorsReader", "is_safetensors", "load_safetensors", "_metadata"},
+    "bpx/testing/gradcheck.py": None,
+}
+
+#: The tests that map lines to tests (the compiled, distributed, logger and CLI tests run in
+#: subprocesses or test code outside this scope; they are left out).
+TESTS = ["tests/nn", "tests/optim", "tests/testing", "tests/host/test_init.py", "tests/io/test_checkpoint.py",
+         "tests/io/test_checkpoint_fuzz.py", "tests/io/test_untrusted.py", "tests/io/test_safetensors.py",
+         "tests/property", "tests/test_bad_input.py",
+         "tests/training/test_fit.py", "tests/training/test_metrics.py", "tests/training/test_failure_states.py",
+         "tests/training/test_worked_example.py", "tests/training/test_backend_equivalence.py",
+         "tests/training/test_mixed_precision.py"]
+
+#: Functions whose bodies only format text for people (reports, progress, error hints).
+COSMETIC = {"__repr__", "__str__", "_describe", "_short", "_shape_text", "_shape_hint", "_print_epoch", "_progress",
+            "_owner_of", "line", "report", "summary", "pair_text", "error"}
+
+#: Local names that only hold text for an error message (``hint = "..." if ... else ""``).
+COSMETIC_NAMES = {"hint", "where", "given", "length"}
+
+#: Hand-written mutations: (module, name, exact old text occurring once, new text).
+CURATED: list[tuple[str, str, str, str]] = [
+    ("bpx/nn/activations.py", "softmax-not-max-shifted",
+     "e = xp.exp(x - xp.max(x, axis=-1, keepdims=True))", "e = xp.exp(x)"),
+    ("bpx/nn/losses.py", "cross-entropy-not-max-shifted",
+     "s = z - xp.max(z, axis=1, keepdims=True)", "s = z + 0.0"),
+    ("bpx/nn/losses.py", "cross-entropy-gradient-assumes-rows-sum-to-1",
+     "grad *= xp.sum(t, axis=1, keepdims=True)", "pass"),
+    ("bpx/training/loop.py", "same-batch-order-every-epoch",
+     "batch_order(rng, n, shuffle)", "batch_order(__import__('copy').deepcopy(rng), n, shuffle)"),
+    ("bpx/training/loop.py", "nan-snapshot-not-refreshed",
+     "                    snapshot = Snapshot.take(net, optimizer)\n", "                    pass\n"),
+    ("bpx/training/callbacks.py", "early-stopping-patience-off-by-one",
+     "elif epoch - self._tracker.best_epoch >= self.patience:", "elif epoch - self._tracker.best_epoch > self.patience:"),
+    ("bpx/training/loop.py", "training-accuracy-against-unpermuted-labels",
+     "(\n                targets if data.reference is data.targets else take(data.reference, idx))",
+     "data.reference[:idx.shape[0]]"),
+    ("bpx/training/metrics.py", "binary-cross-entropy-accuracy-by-argmax",
+     'if loss.accuracy == "multi_label":\n        return "multi_label"',
+     'if loss.accuracy == "multi_label":\n        return "single_label"'),
+    ("bpx/training/metrics.py", "binary-cross-entropy-accuracy-any-label",
+     "xp.all((outputs > 0) == reference, axis=1)", "xp.any((outputs > 0) == reference, axis=1)"),
+    ("bpx/training/metrics.py", "binary-cross-entropy-accuracy-threshold",
+     "return targets >= 0.5", "return targets > 0.5"),
+    ("bpx/optim/schedules.py", "cosine-lr-not-clamped",
+     "progress = min(epoch, self.epochs) / self.epochs", "progress = epoch / self.epochs"),
+    ("bpx/io/npz.py", "load-ignores-byte-order",
+     "if not array.dtype.isnative:", "if False:"),
+    ("bpx/host/init.py", "glorot-uniform-scale",
+     "limit = math.sqrt(6.0 / (fan_in + fan_out))", "limit = math.sqrt(2.0 / (fan_in + fan_out))"),
+    ("bpx/host/init.py", "lecun-normal-scale",
+     "return rng.normal(0.0, math.sqrt(1.0 / fan_in), size=shape)",
+     "return rng.normal(0.0, math.sqrt(2.0 / fan_in), size=shape)"),
+    ("bpx/testing/gradcheck.py", "gradcheck-tolerance-loosened-1000x",
+     "return self.max_rel_error <= self.rtol", "return self.max_rel_error <= 1000 * self.rtol"),
+    ("bpx/testing/gradcheck.py", "gradcheck-default-rtol-1000x",
+     "rtol: float = 1e-6,", "rtol: float = 1e-3,"),
+    ("bpx/testing/gradcheck.py", "gradcheck-directions-all-identical",
+     "d = {name: rng.standard_normal(v.shape) for name, v in base.items()}",
+     "d = {name: np.random.default_rng(seed).standard_normal(v.shape) for name, v in base.items()}"),
+]
+
+#: Mutants that cannot change observable behaviour: id → reason (see docs/mutation.md).
+EQUIVALENT: dict[str, str] = {}
+
+
+# ---------------------------------------------------------------------- mutants
+@dataclass
+class Mutant:
+    id: str
+    module: str
+    line: int
+    description: str
+    lines: list[int] = field(default_factory=list)  # the lines whose tests run it
+    node: int = -1  # index of the mutated node in walk order (systematic mutants)
+    op: str = ""
+    curated: tuple[str, str] | None = None  # (old, new) text (curated mutants)
+
+
+BINOP_SWAP = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.FloorDiv: ast.Div,
+              ast.Mod: ast.FloorDiv, ast.Pow: ast.Mult, ast.BitAnd: ast.BitOr, ast.BitOr: ast.BitAnd,
+              ast.BitXor: ast.BitOr, ast.LShift: ast.RShift, ast.RShift: ast.LShift}
+CMP_SWAP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
+            ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
+NAME_SWAP = {"max": "min", "min": "max", "maximum": "minimum", "minimum": "maximum", "argmax": "argmin",
+             "all": "any", "any": "all", "ceil": "floor", "floor": "ceil"}
+SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
+          ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>", ast.Lt: "<",
+          ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=", ast.Is: "is", ast.IsNot: "is not",
+          ast.In: "in", ast.NotIn: "not in", ast.And: "and", ast.Or: "or"}
+
+
+def walk(tree: ast.AST) -> list[tuple[ast.AST, ast.AST | None, str, int | None]]:
+    """Every node with (parent, field, index), in a fixed (breadth-first) order."""
+    out: list[tuple[ast.AST, ast.AST | None, str, int | None]] = [(tree, None, "", None)]
+    i = 0
+    while i < len(out):
+        node = out[i][0]
+        for name, value in ast.iter_fields(node):
+            if isinstance(value, list):
+                out += [(v, node, name, k) for k, v in enumerate(value) if isinstance(v, ast.AST)]
+            elif isinstance(value, ast.AST):
+                out.append((value, node, name, None))
+        i += 1
+    return out
+
+
+def _skipped_nodes(tree: ast.AST, wanted: set[str] | None) -> tuple[set[int], dict[int, tuple[str, range | None]]]:
+    """ids of nodes never mutated, and for every node its function (qualname) and body lines."""
+    skip: set[int] = set()
+    owner: dict[int, tuple[str, range | None]] = {}
+
+    def mark(node: ast.AST) -> None:
+        skip.update(id(n) for n in ast.walk(node))
+
+    def visit(node: ast.AST, qual: str, body: range | None, in_scope: bool) -> None:
+        owner[id(node)] = (qual, body)
+        if not in_scope:
+            skip.add(id(node))
+        if isinstance(node, (ast.Raise, ast.Assert, ast.JoinedStr, ast.Import, ast.ImportFrom, ast.Global)):
+            mark(node)
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            mark(node)  # docstrings
+        elif isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            mark(node)
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call) and \
+                ast.unparse(node.value.func) in ("print", "warnings.warn"):
+            mark(node)
+        elif isinstance(node, ast.AnnAssign):
+            mark(node.annotation)
+            if ast.unparse(node.annotation).startswith("ClassVar") and node.value is not None and \
+                    not isinstance(node.value, ast.Constant):
+                mark(node.value)
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in ("__slots__", "__all__")
+                                                  for t in node.targets):
+            mark(node)
+        elif isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in COSMETIC_NAMES
+                                                  for t in node.targets):
+            mark(node)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            name = f"{qual}.{node.name}" if qual else node.name
+            for a in [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs, node.args.vararg,
+                      node.args.kwarg]:
+                if a is not None and a.annotation is not None:
+                    mark(a.annotation)
+            if node.returns is not None:
+                mark(node.returns)
+            for d in node.decorator_list:
+                mark(d)
+            scoped = node.name not in COSMETIC and (in_scope or (not qual and wanted is not None and node.name in wanted))
+            lines = range(node.body[0].lineno, (node.end_lineno or node.body[0].lineno) + 1)
+            for child in ast.iter_child_nodes(node):
+                visit(child, name, lines, scoped)
+            return
+        if isinstance(node, ast.ClassDef):
+            for d in node.decorator_list:
+                mark(d)
+            name = f"{qual}.{node.name}" if qual else node.name
+            for child in ast.iter_child_nodes(node):
+                visit(child, name, body, (in_scope or (not qual and wanted is not None and node.name in wanted))
+                      and node.name not in ("Summary",))
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, qual, body, in_scope)
+
+    visit(tree, "", None, wanted is None)
+    return skip, owner
+
+
+def _function_starts(tree: ast.AST) -> dict[str, int]:
+    """{qualname: line of its ``def``} for every function and class."""
+    starts: dict[str, int] = {}
+
+    def visit(node: ast.AST, qual: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{qual}.{child.name}" if qual else child.name
+                starts[name] = child.lineno
+                visit(child, name)
+            else:
+                visit(child, qual)
+
+    visit(tree, "")
+    return starts
+
+
+def _const_mutation(value: object) -> object | None:
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return 1 if value == 0 else 0 if value == 1 else value + 1
+    if isinstance(value, float):
+        return value + 1.0
+    return None
+
+
+def mutations_of(node: ast.AST, parent: ast.AST | None, fieldname: str) -> Iterator[tuple[str, str]]:
+    """(op, description) of every systematic mutation of ``node``."""
+    if isinstance(node, ast.BinOp) and type(node.op) in BINOP_SWAP:
+        yield "binop", f"{SYMBOL[type(node.op)]} -> {SYMBOL[BINOP_SWAP[type(node.op)]]}"
+    elif isinstance(node, ast.AugAssign):
+        if type(node.op) in BINOP_SWAP:
+            yield "augop", f"{SYMBOL[type(node.op)]}= -> {SYMBOL[BINOP_SWAP[type(node.op)]]}="
+        yield "delete", "in-place update removed"
+    elif isinstance(node, ast.Compare):
+        for k, op in enumerate(node.ops):
+            if type(op) in CMP_SWAP:
+                yield f"cmp{k}", f"{SYMBOL[type(op)]} -> {SYMBOL[CMP_SWAP[type(op)]]}"
+    elif isinstance(node, ast.BoolOp):
+        yield "boolop", f"{SYMBOL[type(node.op)]} -> {'or' if isinstance(node.op, ast.And) else 'and'}"
+    elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.Not, ast.USub)):
+        yield "unary", f"{'not' if isinstance(node.op, ast.Not) else '-'} removed"
+    elif isinstance(node, ast.Constant) and _const_mutation(node.value) is not None:
+        yield "const", f"{node.value!r} -> {_const_mutation(node.value)!r}"
+    elif isinstance(node, ast.Slice):
+        for part in ("lower", "upper"):
+            if getattr(node, part) is not None:
+                yield f"slice_{part}", f"slice {part} + 1"
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range" and node.args:
+        yield "range_stop", "range stop - 1"
+    elif isinstance(node, ast.Return) and node.value is not None and not (
+            isinstance(node.value, ast.Constant) and node.value.value is None):
+        yield "return", "return None"
+    elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        yield "delete", "call removed"
+    elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) for t in node.targets):
+        yield "delete", "item assignment removed"
+    if isinstance(node, ast.Name) and node.id in NAME_SWAP and isinstance(node.ctx, ast.Load) and \
+            fieldname == "func":
+        yield "name", f"{node.id} -> {NAME_SWAP[node.id]}"
+    elif isinstance(node, ast.Attribute) and node.attr in NAME_SWAP and fieldname == "func":
+        yield "name", f".{node.attr} -> .{NAME_SWAP[node.attr]}"
+    if fieldname == "test" and isinstance(parent, (ast.If, ast.IfExp, ast.While)) and \
+            not isinstance(node, (ast.Compare, ast.BoolOp, ast.UnaryOp)):
+        yield "negate", "condition negated"
+
+
+def apply(node: ast.AST, op: str) -> ast.AST:
+    """The replacement for ``node`` under ``op``."""
+    new = copy.deepcopy(node)
+    if op in ("binop", "augop"):
+        new.op = BINOP_SWAP[type(node.op)]()  # type: ignore[attr-defined]
+    elif op.startswith("cmp"):
+        k = int(op[3:])
+        new.ops[k] = CMP_SWAP[type(node.ops[k])]()  # type: ignore[attr-defined]
+    elif op == "boolop":
+        new.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()  # type: ignore[attr-defined]
+    elif op == "unary":
+        new = copy.deepcopy(node.operand)  # type: ignore[attr-defined]
+    elif op == "const":
+        new.value = _const_mutation(node.value)  # type: ignore[attr-defined]
+    elif op.startswith("slice_"):
+        part = op[6:]
+        setattr(new, part, ast.BinOp(getattr(node, part), ast.Add(), ast.Constant(1)))
+    elif op == "range_stop":
+        k = 0 if len(node.args) == 1 else 1  # type: ignore[attr-defined]
+        new.args[k] = ast.BinOp(node.args[k], ast.Sub(), ast.Constant(1))  # type: ignore[attr-defined]
+    elif op == "return":
+        new.value = ast.Constant(None)  # type: ignore[attr-defined]
+    elif op == "delete":
+        new = ast.Pass()
+    elif op == "name":
+        if isinstance(node, ast.Name):
+            new.id = NAME_SWAP[node.id]  # type: ignore[attr-defined]
+        else:
+            new.attr = NAME_SWAP[node.attr]  # type: ignore[attr-defined]
+    elif op == "negate":
+        new = ast.UnaryOp(ast.Not(), copy.deepcopy(node))
+    return new
+
+
+def generate(modules: list[str], curated: bool = True) -> list[Mutant]:
+    mutants: list[Mutant] = []
+    for module in modules:
+        source = (ROOT / module).read_text()
+        tree = ast.parse(source)
+        skip, owner = _skipped_nodes(tree, SCOPE[module])
+        module_lines = sorted({n.lineno for n in ast.walk(tree) if hasattr(n, "lineno")})
+        starts = _function_starts(tree)
+        for index, (node, parent, fieldname, _) in enumerate(walk(tree)):
+            if id(node) in skip:
+                continue
+            for op, description in mutations_of(node, parent, fieldname):
+                qual, body = owner.get(id(node), ("", None))
+                if body is not None and node.lineno in body:  # type: ignore[attr-defined]
+                    lines = list(range(node.lineno, (node.end_lineno or node.lineno) + 1))  # type: ignore[attr-defined]
+                elif body is not None:  # a default argument: the function's lines
+                    lines = list(body)
+                else:
+                    lines = module_lines
+                # stable while the rest of the file changes: the line relative to the function's
+                start = starts.get(qual, 0)
+                where = (f"{node.lineno - start}:{node.col_offset}-"  # type: ignore[attr-defined]
+                         f"{node.end_lineno - start}:{node.end_col_offset}")  # type: ignore[attr-defined]
+                mutants.append(Mutant(f"{module}::{qual or '<module>'}::{op}@{where}", module,
+                                      node.lineno, description, lines, index, op))  # type: ignore[attr-defined]
+    for module, name, old, new in CURATED:
+        if not curated and module not in modules:
+            continue
+        source = (ROOT / module).read_text()
+        if source.count(old) != 1:
+            raise SystemExit(f"curated mutant {name}: the text must occur once in {module}, found {source.count(old)}")
+        line = source[:source.index(old)].count("\n") + 1
+        lines = list(range(line, line + old.count("\n") + 1))
+        for node in ast.walk(ast.parse(source)):  # a default argument: the function's lines
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.lineno <= line < node.body[0].lineno:
+                lines = list(range(node.body[0].lineno, (node.end_lineno or line) + 1))
+        mutants.append(Mutant(f"curated::{name}", module, line, f"curated: {name}", lines, curated=(old, new)))
+    return mutants
+
+
+def mutated_code(mutant: Mutant) -> object:
+    path = ROOT / mutant.module
+    source = path.read_text()
+    if mutant.curated is not None:
+        old, new = mutant.curated
+        return compile(source.replace(old, new), str(path), "exec")
+    tree = ast.parse(source)
+    node, parent, fieldname, index = walk(tree)[mutant.node]
+    new = ast.copy_location(apply(node, mutant.op), node)
+    if index is None:
+        setattr(parent, fieldname, new)
+    else:
+        getattr(parent, fieldname)[index] = new
+    return compile(ast.fix_missing_locations(tree), str(path), "exec")
+
+
+# ---------------------------------------------------------------------- running
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves the mutated code of one module (every other import is untouched)."""
+
+    def __init__(self, name: str, code: object) -> None:
+        self.name, self.code = name, code
+
+    def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN201
+        if fullname != self.name:
+            return None
+        origin = str(ROOT / (fullname.replace(".", "/") + ".py"))
+        return importlib.util.spec_from_file_location(fullname, origin, loader=self)
+
+    def create_module(self, spec):  # noqa: ANN001, ANN201
+        return None
+
+    def exec_module(self, module):  # noqa: ANN001, ANN201
+        exec(self.code, module.__dict__)  # noqa: S102
+
+
+def preload() -> None:
+    """Import the heavy libraries once in the parent (children inherit them through fork)."""
+    os.environ.setdefault("ARRAY_API_STRICT_API_VERSION", "2024.12")
+    for name in ("numpy", "torch", "jax", "jax.numpy", "array_api_strict", "array_api_compat", "pytest", "hypothesis",
+                 "tqdm", "threadpoolctl", "scipy"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+    assert "bpx" not in sys.modules, "bpx must be imported by each child, after its mutation is in place"
+    gc.collect()
+    gc.freeze()  # the children's garbage collections skip this heap: pytest's gc at exit drops from 1 s to 0.01 s
+
+
+def run_in_child(args: list[str], mutant: Mutant | None, timeout: float, log: Path | None = None) -> tuple[str, float]:
+    """Run pytest with ``args`` in a forked child (with ``mutant`` applied); (outcome, seconds)."""
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 3
+        try:
+            os.setpgid(0, 0)
+            fd = os.open(log if log is not None else os.devnull, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            if mutant is not None:
+                name = mutant.module[:-3].replace("/", ".")
+                sys.meta_path.insert(0, _Finder(name, mutated_code(mutant)))
+            import pytest
+
+            code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-W", "ignore", *args]))
+        except BaseException:  # noqa: BLE001 - anything the mutant breaks counts as killed
+            import traceback
+
+            traceback.print_exc()
+            code = 99
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    deadline = start + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.perf_counter() > deadline:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(pid, 0)
+            return "timeout", time.perf_counter() - start
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    if os.WIFSIGNALED(status):
+        return "crash", elapsed
+    code = os.WEXITSTATUS(status)
+    return {0: "survived", 1: "failed", 2: "interrupted", 4: "usage error", 5: "no tests",
+            99: "exception"}.get(code, f"error {code}"), elapsed
+
+
+class _ContextPlugin:
+    """Gives every test its own coverage context and records its duration."""
+
+    def __init__(self, cov: object) -> None:
+        self.cov = cov
+        self.durations: dict[str, float] = {}
+        self.failed: list[str] = []
+
+    def pytest_runtest_setup(self, item):  # noqa: ANN001, ANN201
+        self.cov.switch_context(item.nodeid)  # type: ignore[attr-defined]
+
+    def pytest_runtest_logreport(self, report):  # noqa: ANN001, ANN201
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+        if report.failed:
+            self.failed.append(report.nodeid)
+
+
+def coverage_map() -> dict:
+    """Run :data:`TESTS` once under coverage in a child; return {module: {line: [tests]}} and durations."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    target = OUT / "coverage.json"
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            fd = os.open(OUT / "coverage.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            import coverage
+            import pytest
+
+            cov = coverage.Coverage(data_file=None, include=[str(ROOT / m) for m in SCOPE])
+            plugin = _ContextPlugin(cov)
+            cov.start()
+            code = int(pytest.main(["-q", "-p", "no:cacheprovider", "-W", "ignore", *TESTS], plugins=[plugin]))
+            cov.stop()
+            data = cov.get_data()
+            lines: dict[str, dict[int, list[str]]] = {}
+            for module in SCOPE:
+                by_line = data.contexts_by_lineno(str(ROOT / module))
+                lines[module] = {int(k): sorted(c or IMPORT for c in v) for k, v in by_line.items()}
+            target.write_text(json.dumps({"lines": lines, "durations": plugin.durations, "failed": plugin.failed}))
+        except BaseException:  # noqa: BLE001
+            import traceback
+
+            traceback.print_exc()
+            code = 99
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if not target.exists():
+        raise SystemExit(f"the coverage run failed; see {OUT / 'coverage.log'}")
+    result = json.loads(target.read_text())
+    if result["failed"]:
+        raise SystemExit(f"tests fail without any mutation: {result['failed'][:5]}; see {OUT / 'coverage.log'}")
+    return result
+
+
+def tests_for(mutant: Mutant, cov: dict, limit: int) -> tuple[list[str], int]:
+    """The tests that execute the mutant's lines, at most ``limit`` of them: the fastest of each
+    test file first (breadth), then the fastest of the rest; run fastest first. Also the number
+    of tests that execute the lines."""
+    by_line = cov["lines"].get(mutant.module, {})
+    tests: set[str] = set()
+    for line in mutant.lines:
+        tests.update(by_line.get(str(line), []))
+    if IMPORT in tests:  # run when the module is imported (a class attribute, a registry): any test of the module
+        tests = {t for contexts in by_line.values() for t in contexts}
+    tests.discard(IMPORT)
+    durations = cov["durations"]
+    ranked = sorted(tests, key=lambda t: (durations.get(t, 0.0), t))
+    if len(ranked) > limit:
+        files: dict[str, list[str]] = {}
+        for t in ranked:
+            files.setdefault(t.split("::")[0], []).append(t)
+        chosen: list[str] = []
+        depth = 0
+        while len(chosen) < limit and any(depth < len(v) for v in files.values()):
+            chosen += [v[depth] for v in files.values() if depth < len(v)][:limit - len(chosen)]
+            depth += 1
+        ranked = sorted(chosen, key=lambda t: (durations.get(t, 0.0), t))
+    return ranked, len(tests)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", action="append", default=[], help="a module of SCOPE, or 'curated' (repeatable)")
+    parser.add_argument("--list", action="store_true", help="print the mutants and exit")
+    parser.add_argument("--rerun-survivors", action="store_true", help="only the survivors of the last run")
+    parser.add_argument("--id", action="append", default=[], help="only mutants whose id starts with this")
+    parser.add_argument("--reuse-coverage", action="store_true", help="reuse build/mutation/coverage.json")
+    parser.add_argument("--max-tests", type=int, default=100,
+                        help="run at most this many of the tests that execute a mutant (default 100)")
+    parser.add_argument("--resume", action="store_true", help="keep the results of build/mutation/results.json and "
+                        "run only the mutants it does not have")
+    options = parser.parse_args()
+    os.chdir(ROOT)
+    os.environ.setdefault("BPX_TEST_BACKENDS", "numpy,torch")
+    sys.path.insert(0, str(ROOT))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+
+    modules = [m for m in options.only if m != "curated"] or ([] if options.only else list(SCOPE))
+    unknown = [m for m in modules if m not in SCOPE]
+    if unknown:
+        raise SystemExit(f"not in SCOPE: {unknown}")
+    mutants = generate(modules, curated=not options.only or "curated" in options.only)
+    if options.id:
+        mutants = [m for m in mutants if any(m.id.startswith(p) for p in options.id)]
+    previous_path = OUT / "results.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
+    if options.rerun_survivors:
+        mutants = [m for m in mutants if previous.get("mutants", {}).get(m.id, {}).get("outcome") == "survived"]
+    if options.list:
+        for m in mutants:
+            print(f"{m.id:<70} {m.module}:{m.line}  {m.description}")
+        print(f"{len(mutants)} mutants")
+        return
+
+    preload()
+    started = time.perf_counter()
+    cov_path = OUT / "coverage.json"
+    if options.reuse_coverage and cov_path.exists():
+        cov = json.loads(cov_path.read_text())
+    else:
+        print(f"mapping lines to tests ({' '.join(TESTS)}) ...", flush=True)
+        cov = coverage_map()
+    if not options.reuse_coverage:  # every recorded test id must be found again, and pass, without a mutant
+        ids = sorted(cov["durations"])
+        outcome, elapsed = run_in_child(ids, None, 3 * sum(cov["durations"].values()) + 60, OUT / "baseline.log")
+        if outcome != "survived":
+            raise SystemExit(f"the tests do not pass when run by id ({outcome}); see {OUT / 'baseline.log'}")
+    mapping_time = time.perf_counter() - started
+    print(f"  {len(cov['durations'])} tests, {sum(cov['durations'].values()):.0f} s ({mapping_time:.0f} s with "
+          f"coverage)", flush=True)
+
+    keep = options.rerun_survivors or options.only or options.id or options.resume
+    results = previous.get("mutants", {}) if keep else {}
+    if options.resume:
+        done = {(r["module"], r["node"], r["op"], r["description"]) for r in results.values()}
+        mutants = [m for m in mutants if (m.module, m.node, m.op, m.description) not in done]
+    for k, m in enumerate(mutants, 1):
+        tests, covering = tests_for(m, cov, options.max_tests)
+        if not tests:
+            outcome, elapsed = "survived", 0.0
+            note = "no test executes this line"
+        else:
+            budget = 3 * sum(cov["durations"].get(t, 1.0) for t in tests) + 20
+            log = OUT / "last.log"
+            outcome, elapsed = run_in_child(tests, m, budget, log)
+            note = ""
+            if outcome == "survived":
+                note = f"{len(tests)} of the {covering} tests that execute it ran"
+        if outcome not in ("survived",):
+            verdict = "killed"
+        else:
+            verdict = "equivalent" if m.id in EQUIVALENT else "survived"
+        results[m.id] = {**asdict(m), "outcome": verdict, "how": outcome, "seconds": round(elapsed, 2),
+                         "tests": len(tests), "note": note or EQUIVALENT.get(m.id, "")}
+        results[m.id].pop("lines")
+        mark = {"killed": ".", "survived": "S", "equivalent": "e"}[verdict]
+        if k % 50 == 0:
+            summarise(results, time.perf_counter() - started, mapping_time, quiet=True)
+        print(f"[{k}/{len(mutants)}] {mark} {m.id}  {m.module}:{m.line} {m.description} ({outcome}, {elapsed:.1f} s)",
+              flush=True)
+    total_time = time.perf_counter() - started
+    summarise(results, total_time, mapping_time)
+
+
+def summarise(results: dict, total_time: float, mapping_time: float, quiet: bool = False) -> None:
+    counts = {k: sum(1 for r in results.values() if r["outcome"] == k) for k in ("killed", "survived", "equivalent")}
+    total = sum(counts.values())
+    raw = counts["killed"] / total if total else 0.0
+    adjusted = counts["killed"] / (total - counts["equivalent"]) if total - counts["equivalent"] else 0.0
+    summary = {"mutants": total, **counts, "raw_score": round(raw, 4), "adjusted_score": round(adjusted, 4),
+               "seconds": round(total_time), "mapping_seconds": round(mapping_time),
+               "backends": os.environ.get("BPX_TEST_BACKENDS")}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps({"summary": summary, "mutants": results}, indent=1))
+    lines = [json.dumps(summary), ""]
+    for r in sorted(results.values(), key=lambda r: (r["outcome"], r["module"], r["line"])):
+        if r["outcome"] != "killed":
+            lines.append(f"{r['outcome'].upper():<10} {r['id']}  {r['module']}:{r['line']}  {r['description']}  "
+                         f"{r['note']}")
+    (OUT / "report.txt").write_text("\n".join(lines) + "\n")
+    if quiet:
+        return
+    print("\n".join(lines[:1]))
+    print(f"killed {counts['killed']}, survived {counts['survived']}, equivalent {counts['equivalent']} of {total}: "
+          f"raw {100 * raw:.1f} %, adjusted {100 * adjusted:.1f} % ({total_time / 60:.1f} min); "
+          f"survivors in {OUT / 'report.txt'}")
+
+
+if __name__ == "__main__":
+    main()
