@@ -103,7 +103,8 @@ CURATED: list[tuple[str, str, str, str]] = [
     ("bpx/training/loop.py", "nan-snapshot-not-refreshed",
      "                    snapshot = Snapshot.take(net, optimizer)\n", "                    pass\n"),
     ("bpx/training/callbacks.py", "early-stopping-patience-off-by-one",
-     "elif epoch - self._tracker.best_epoch >= self.patience:", "elif epoch - self._tracker.best_epoch > self.patience:"),
+     "elif epoch - self._tracker.best_epoch >= self.patience:",
+     "elif epoch - self._tracker.best_epoch > self.patience:"),
     ("bpx/training/loop.py", "training-accuracy-against-unpermuted-labels",
      "(\n                targets if data.reference is data.targets else take(data.reference, idx))",
      "data.reference[:idx.shape[0]]"),
@@ -219,7 +220,8 @@ def _skipped_nodes(tree: ast.AST, wanted: set[str] | None) -> tuple[set[int], di
                 mark(node.returns)
             for d in node.decorator_list:
                 mark(d)
-            scoped = node.name not in COSMETIC and (in_scope or (not qual and wanted is not None and node.name in wanted))
+            chosen = not qual and wanted is not None and node.name in wanted
+            scoped = node.name not in COSMETIC and (in_scope or chosen)
             lines = range(node.body[0].lineno, (node.end_lineno or node.body[0].lineno) + 1)
             for child in ast.iter_child_nodes(node):
                 visit(child, name, lines, scoped)
@@ -404,17 +406,17 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def __init__(self, name: str, code: object) -> None:
         self.name, self.code = name, code
 
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN201
+    def find_spec(self, fullname, path, target=None):
         if fullname != self.name:
             return None
         origin = str(ROOT / (fullname.replace(".", "/") + ".py"))
         return importlib.util.spec_from_file_location(fullname, origin, loader=self)
 
-    def create_module(self, spec):  # noqa: ANN001, ANN201
+    def create_module(self, spec):
         return None
 
-    def exec_module(self, module):  # noqa: ANN001, ANN201
-        exec(self.code, module.__dict__)  # noqa: S102
+    def exec_module(self, module):
+        exec(self.code, module.__dict__)
 
 
 def preload() -> None:
@@ -448,7 +450,7 @@ def run_in_child(args: list[str], mutant: Mutant | None, timeout: float, log: Pa
             import pytest
 
             code = int(pytest.main(["-x", "-q", "-p", "no:cacheprovider", "--no-header", "-W", "ignore", *args]))
-        except BaseException:  # noqa: BLE001 - anything the mutant breaks counts as killed
+        except BaseException:
             import traceback
 
             traceback.print_exc()
@@ -486,10 +488,10 @@ class _ContextPlugin:
         self.durations: dict[str, float] = {}
         self.failed: list[str] = []
 
-    def pytest_runtest_setup(self, item):  # noqa: ANN001, ANN201
+    def pytest_runtest_setup(self, item):
         self.cov.switch_context(item.nodeid)  # type: ignore[attr-defined]
 
-    def pytest_runtest_logreport(self, report):  # noqa: ANN001, ANN201
+    def pytest_runtest_logreport(self, report):
         self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
         if report.failed:
             self.failed.append(report.nodeid)
@@ -520,7 +522,7 @@ def coverage_map() -> dict:
                 by_line = data.contexts_by_lineno(str(ROOT / module))
                 lines[module] = {int(k): sorted(c or IMPORT for c in v) for k, v in by_line.items()}
             target.write_text(json.dumps({"lines": lines, "durations": plugin.durations, "failed": plugin.failed}))
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             import traceback
 
             traceback.print_exc()
@@ -528,7 +530,7 @@ def coverage_map() -> dict:
         finally:
             sys.stdout.flush()
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    os.waitpid(pid, 0)
     if not target.exists():
         raise SystemExit(f"the coverage run failed; see {OUT / 'coverage.log'}")
     result = json.loads(target.read_text())

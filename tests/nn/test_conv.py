@@ -285,6 +285,9 @@ def test_an_output_of_zero_rows_is_refused():
     """A 3×3 kernel over a 2×2 input leaves ⌊(2 − 3)/1⌋ + 1 = 0 output rows: an error, not an empty map."""
     with pytest.raises(ShapeError, match="larger than its padded input"):
         bpx.Sequential(bpx.Conv2D(1, 1, 3), input_shape=(1, 2, 2))
+    for shape in ((1, 2, 3), (1, 3, 2)):  # zero rows but one column, and the other way round
+        with pytest.raises(ShapeError, match="larger than its padded input"):
+            bpx.Sequential(bpx.Conv2D(1, 1, 3), input_shape=shape)
     assert bpx.Sequential(bpx.Conv2D(1, 1, 3), input_shape=(1, 3, 3)).output_shape == (1, 1, 1)
 
 

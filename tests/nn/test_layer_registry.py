@@ -26,3 +26,47 @@ def test_user_layers_are_rebuilt_from_a_configuration():
     copy = bpx.Sequential.from_config(net.config())
     assert type(copy.layers[1]) is ModuleLevelLayer
     assert isinstance(layer_from_config("Dense", {"in_features": 2, "out_features": 3}), bpx.Dense)
+
+
+def test_layer_subclassing_cooperates_with_other_bases():
+    """``Layer.__init_subclass__`` passes on to the next base: a mixin's hook still runs, and an
+    unknown class keyword is refused as Python refuses it."""
+    seen = []
+
+    class Recording:
+        def __init_subclass__(cls, **kwargs):
+            super().__init_subclass__(**kwargs)
+            seen.append(cls.__name__)
+
+    class Mixed(bpx.Identity, Recording):
+        pass
+
+    assert seen == ["Mixed"] and Layer.registry[type_name(Mixed)] is Mixed
+    try:
+        class Unknown(bpx.Identity, colour="red"):  # type: ignore[call-arg]
+            pass
+    except TypeError:
+        pass
+    else:
+        raise AssertionError("a class keyword no base accepts must raise TypeError")
+
+
+class HalfConfigured(bpx.Dense):
+    """A user layer whose configuration forgets ``use_bias`` (so a rebuilt one has a bias), cloned
+    by the generic :meth:`Layer.clone` that user layers inherit."""
+
+    clone = Layer.clone
+
+    def config(self):
+        cfg = super().config()
+        cfg.pop("use_bias", None)
+        return cfg
+
+
+def test_clone_refuses_a_configuration_that_rebuilds_other_parameters():
+    import pytest
+
+    layer = HalfConfigured(2, 3, use_bias=False)
+    assert len(layer.parameters()) == 1 and len(type(layer)(**layer.config()).parameters()) == 2
+    with pytest.raises(ValueError):
+        layer.clone()
