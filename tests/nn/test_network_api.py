@@ -111,3 +111,45 @@ def test_an_observer_sees_every_position_forward_then_backward():
     assert seen == [("forward", 0, "Dense", (4, 2), (4, 3)), ("forward", 1, "Tanh", (4, 3), (4, 3)),
                     ("forward", 2, "Dense", (4, 3), (4, 1)), ("backward", 2, "Dense", (4, 1)),
                     ("backward", 1, "Tanh", (4, 3)), ("backward", 0, "Dense", (4, 3))]
+
+
+def test_to_keeps_the_dtype_unless_given_one_or_a_backend_object():
+    net = bpx.Sequential(bpx.Dense(2, 2), dtype="float64", seed=0)
+    assert net.to("numpy").backend.dtype_name == "float64"
+    assert net.to("numpy", dtype="float32").backend.dtype_name == "float32"
+    assert net.to(bpx.get_backend("numpy", dtype="float32")).backend.dtype_name == "float32"
+
+
+def test_the_initial_loss_scale_is_2_to_the_15_in_float16_and_1_in_bfloat16():
+    half = bpx.Sequential(bpx.Dense(2, 2), backend="numpy", dtype="float16", seed=0)
+    assert float(bpx.to_host(half.loss_scale.scale.value)) == 32768.0
+    assert float(bpx.to_host(half.loss_scale.good_steps.value)) == 0.0
+    assert bpx.Sequential(bpx.Dense(2, 2), dtype="float32", seed=0).loss_scale is None
+    pytest.importorskip("torch")
+    brain = bpx.Sequential(bpx.Dense(2, 2), backend="torch", dtype="bfloat16", seed=0)
+    assert float(bpx.to_host(brain.loss_scale.scale.value)) == 1.0
+
+
+def test_backward_tells_the_first_trainable_layer_that_no_input_gradient_is_needed():
+    from bpx.nn.parameter import Gradients
+
+    net = bpx.Sequential(bpx.Tanh(), bpx.Dense(2, 3), bpx.Tanh(), bpx.Dense(3, 1), input_shape=(2,),
+                         dtype="float64", seed=0)
+    asked = {}
+    for position, layer in enumerate(net.layers):
+        def spy(saved, grad_y, grads, ctx, need_input_grad, _inner=layer.backward, _position=position):
+            asked[_position] = need_input_grad
+            return _inner(saved, grad_y, grads, ctx, need_input_grad)
+        layer.backward = spy
+    ctx = net.context(training=True)
+    passed = net.forward_pass(net.prepare_inputs(np.ones((4, 2))), ctx)
+    assert net.backward(passed, net.backend.asarray(np.ones((4, 1))), Gradients(net.store), ctx) is None
+    assert asked == {3: True, 2: True, 1: False}  # layers[0] has nothing to train and is skipped
+
+
+def test_a_parameter_shared_by_two_layers_is_listed_once_under_its_first_position():
+    first, second = bpx.Dense(3, 3), bpx.Dense(3, 3)
+    second.weight = first.weight  # tying one parameter, not a whole layer
+    net = bpx.Sequential(first, bpx.Tanh(), second, seed=0)
+    assert list(net.named_parameters()) == ["layers.0.weight", "layers.0.bias", "layers.2.bias"]
+    assert net.n_parameters == 3 * 3 + 3 + 3 and len(net.parameters()) == 3
