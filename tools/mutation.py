@@ -143,6 +143,10 @@ EQUIVALENT: dict[str, str] = {
     "(dead state, reported)",
     "bpx/nn/network.py::Network.to::const@13:77-13:81": "zip strictness: the twin's parameters come from clones "
     "that load_state_dict has just matched name by name",
+    "bpx/nn/network.py::Network.forward::const@10:90-10:95": "keep=True only retains what a backward pass would "
+    "need; forward returns the outputs alone",
+    **{f"bpx/nn/norm.py::BatchNorm.backward::boolop@{at}": "`or` only computes a feature sum that nothing then "
+       "uses (eval mode, no weight/bias gradient wanted)" for at in ("11:59-11:87", "12:69-12:97")},
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

@@ -153,3 +153,24 @@ def test_a_parameter_shared_by_two_layers_is_listed_once_under_its_first_positio
     net = bpx.Sequential(first, bpx.Tanh(), second, seed=0)
     assert list(net.named_parameters()) == ["layers.0.weight", "layers.0.bias", "layers.2.bias"]
     assert net.n_parameters == 3 * 3 + 3 + 3 and len(net.parameters()) == 3
+
+
+def test_from_config_refuses_a_layer_that_refers_to_itself_or_later():
+    dense = {"type": "Dense", "in_features": 2, "out_features": 2}
+    for ref in (1, 2, -1):
+        with pytest.raises(bpx.BpxValueError, match=r"invalid network config: layers\[1\] refers to"):
+            bpx.Sequential.from_config({"layers": [dense, {"same_as": ref}]})
+    net = bpx.Sequential.from_config({"layers": [dense, {"type": "Tanh"}, {"same_as": 0}]}, seed=0)
+    assert net.layers[2] is net.layers[0]
+
+
+@pytest.mark.parametrize("cls, args", [(bpx.BatchNorm, (3,)), (bpx.LayerNorm, (3,)), (bpx.BatchNorm2D, (3,))])
+def test_normalisation_config_records_frozen_parameters_and_clones_them(cls, args):
+    layer = cls(*args, train_weight=False, train_bias=False)
+    cfg = layer.config()
+    assert cfg["train_weight"] is False and cfg["train_bias"] is False
+    twin = layer.clone()
+    assert (twin.weight.trainable, twin.bias.trainable) == (False, False)
+    only_bias = cls(*args, train_bias=False)
+    assert "train_weight" not in only_bias.config() and only_bias.config()["train_bias"] is False
+    assert (only_bias.clone().weight.trainable, only_bias.clone().bias.trainable) == (True, False)
