@@ -147,6 +147,12 @@ EQUIVALENT: dict[str, str] = {
     "need; forward returns the outputs alone",
     **{f"bpx/nn/norm.py::BatchNorm.backward::boolop@{at}": "`or` only computes a feature sum that nothing then "
        "uses (eval mode, no weight/bias gradient wanted)" for at in ("11:59-11:87", "12:69-12:97")},
+    "bpx/nn/parameter.py::ParameterStore.refresh_layout::augop@11:8-11:32": "the layout counter only has to "
+    "change: −1 steps are as distinct as +1 steps (the optimizer's −1 is read only while it is unbound)",
+    "bpx/nn/parameter.py::ParameterStore.enter_compiled::return@9:8-9:20": "only the compiled step's private "
+    "template network gets its buffer back, and nothing reads the template's buffer outside a trace",
+    "bpx/nn/parameter.py::ParameterStore.assign::delete@3:8-3:29": "without the refresh, assign writes at the "
+    "offsets of the layout `values` is still in; the pending re-layout then moves the value along",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }
