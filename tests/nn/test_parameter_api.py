@@ -1,0 +1,48 @@
+"""The parameter API that custom layers use, against hand values and PyTorch's conventions: a new
+Parameter trains by default, a backward pass's accumulated contributions, the loss scale's growth
+interval, and reading values on the meta device."""
+
+import numpy as np
+import pytest
+
+import bpx
+from bpx.nn.parameter import Gradients, LossScale
+
+
+def test_a_new_parameter_is_trainable_unless_frozen():
+    assert bpx.Parameter("w", (2,), init=lambda rng, shape: np.zeros(shape)).trainable is True
+    assert bpx.Parameter("w", (2,), trainable=False).trainable is False
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_contribution_is_what_backward_accumulated_for_a_parameter(backend):
+    """E = ½ (x·w + b − t)² averaged over samples: ∂E/∂w = xᵀ r / n and ∂E/∂b = mean(r), r = x·w + b − t."""
+    pytest.importorskip(backend)
+    w, b = np.array([[1.0], [-2.0]]), np.array([0.5])
+    x, t = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]]), np.array([[0.0], [1.0], [3.0]])
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=w, bias=b), backend=backend, dtype="float64", seed=0)
+    layer = net.layers[0]
+    grads = Gradients(net.store)
+    assert grads.contribution(layer.weight) is None and grads.contribution(layer.bias) is None
+    ctx = net.context(training=True)
+    passed = net.forward_pass(net.prepare_inputs(x), ctx)
+    outputs = bpx.to_host(passed.outputs)
+    r = x @ w + b - t
+    np.testing.assert_allclose(outputs - t, r, rtol=1e-14)
+    net.backward(passed, net.backend.asarray(r / len(x)), grads, ctx)
+    np.testing.assert_allclose(bpx.to_host(grads.contribution(layer.weight)).reshape(2, 1), x.T @ r / len(x),
+                               rtol=1e-14)
+    np.testing.assert_allclose(bpx.to_host(grads.contribution(layer.bias)).reshape(1), r.mean(axis=0), rtol=1e-14)
+
+
+def test_the_loss_scale_grows_after_pytorchs_2000_finite_steps():
+    torch = pytest.importorskip("torch")
+    assert LossScale.growth_interval == torch.amp.GradScaler("cpu").get_growth_interval() == 2000
+
+
+def test_reading_parameter_values_on_the_meta_device_says_what_to_do():
+    pytest.importorskip("torch")
+    net = bpx.Sequential(bpx.Dense(2, 2), backend="torch", device="meta", seed=0)
+    with pytest.raises(bpx.StateError, match="reading parameter values needs values, but the network is on "
+                                             "PyTorch's 'meta' device"):
+        net.store.host_values()
