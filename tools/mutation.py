@@ -153,6 +153,12 @@ EQUIVALENT: dict[str, str] = {
     "template network gets its buffer back, and nothing reads the template's buffer outside a trace",
     "bpx/nn/parameter.py::ParameterStore.assign::delete@3:8-3:29": "without the refresh, assign writes at the "
     "offsets of the layout `values` is still in; the pending re-layout then moves the value along",
+    "bpx/nn/parameter.py::Buffer.__init__::const@0:72-0:75": "a default that every caller overrides (Buffer is "
+    "internal: norm layers and the loss scale pass their fill)",
+    "bpx/nn/parameter.py::ParameterStore.__init__::boolop@5:21-5:62": "every caller passes names (Network, the "
+    "ONNX export)",
+    "bpx/nn/parameter.py::ParameterStore.__init__::const@6:23-6:24": "the version counter only has to differ "
+    "from a parameter's initial −1 (its views are compared with ==)",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

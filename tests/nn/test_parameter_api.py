@@ -46,3 +46,19 @@ def test_reading_parameter_values_on_the_meta_device_says_what_to_do():
     with pytest.raises(bpx.StateError, match="reading parameter values needs values, but the network is on "
                                              "PyTorch's 'meta' device"):
         net.store.host_values()
+
+
+def test_a_parameter_may_have_as_many_elements_as_an_array_can_hold_and_no_more():
+    import sys
+
+    assert bpx.Parameter("w", (sys.maxsize,)).size == sys.maxsize  # checked now, allocated only when built
+    with pytest.raises(bpx.ShapeError, match=r"Dense weight: shape \(2, 4611686018427387904\) has more elements"):
+        bpx.Parameter("weight", (2, 2**62), owner="Dense")
+
+
+def test_the_value_of_a_parameter_outside_a_network_says_what_to_do():
+    layer = bpx.Dense(2, 3)
+    with pytest.raises(bpx.StateError, match=r"parameter 'weight' has no values yet: its layer is not part of a"):
+        layer.weight.value  # noqa: B018
+    with pytest.raises(bpx.StateError, match=r"parameter 'bias' has no values yet"):
+        layer.bias.value_t  # noqa: B018
