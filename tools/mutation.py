@@ -159,6 +159,11 @@ EQUIVALENT: dict[str, str] = {
     "ONNX export)",
     "bpx/nn/parameter.py::ParameterStore.__init__::const@6:23-6:24": "the version counter only has to differ "
     "from a parameter's initial −1 (its views are compared with ==)",
+    "bpx/nn/parameter.py::ParameterStore.__init__::const@7:30-7:31": "the layout counter only has to differ from "
+    "the optimizer's −1 (unbound) and from recorded values",
+    **{f"bpx/nn/parameter.py::ParameterStore.{where}::const@{at}": "grads is set to None beside it, and grad_view "
+       "answers None for that already (the constructor's value is overwritten by load_host)" for where, at in (
+           ("__init__", "11:27-11:32"), ("refresh_layout", "10:27-10:32"), ("load_host", "7:27-7:32"))},
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

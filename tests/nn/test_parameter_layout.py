@@ -50,3 +50,29 @@ def test_gradients_after_freezing_land_in_the_new_layout():
     np.testing.assert_allclose(layer.bias.value, b1 - 0.1 * grad_b, rtol=1e-14)
     np.testing.assert_array_equal(layer.weight.value, w1)
     assert layer.weight.grad is None
+
+
+def test_grad_shows_only_the_gradient_of_the_last_kept_step():
+    x, t = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.0], [1.0]])
+    net = bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=0)
+    layer = net.layers[0]
+
+    def manual_backward():  # a pass outside a training step: it keeps no gradient for p.grad
+        from bpx.nn.parameter import Gradients
+
+        ctx = net.context(training=True)
+        passed = net.forward_pass(net.prepare_inputs(x), ctx)
+        net.backward(passed, net.backend.asarray(np.ones((2, 1))), Gradients(net.store), ctx)
+
+    manual_backward()
+    assert layer.weight.grad is None and layer.bias.grad is None  # a new network
+    net.train_step(x, t, "hse", "sgd")
+    assert layer.bias.grad is not None
+    net.load_state_dict(net.state_dict())
+    manual_backward()
+    assert layer.weight.grad is None and layer.bias.grad is None  # new values: the old gradient is gone
+    net.train_step(x, t, "hse", "sgd")
+    layer.weight.trainable = False
+    net.store.refresh_layout()
+    manual_backward()
+    assert layer.bias.grad is None  # a new layout: likewise
