@@ -165,6 +165,8 @@ EQUIVALENT: dict[str, str] = {
     **{f"bpx/nn/parameter.py::ParameterStore.{where}::const@{at}": "grads is set to None beside it, and grad_view "
        "answers None for that already (the constructor's value is overwritten by load_host)" for where, at in (
            ("__init__", "11:27-11:32"), ("refresh_layout", "10:27-10:32"), ("load_host", "7:27-7:32"))},
+    "bpx/nn/parameter.py::ParameterStore.values_updated::boolop@3:11-3:53": "`or` also drops the cached views of "
+    "an unchanged buffer after eager updates (made again on the next read; _rebound never bumps inside a trace)",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

@@ -62,3 +62,40 @@ def test_the_value_of_a_parameter_outside_a_network_says_what_to_do():
         layer.weight.value  # noqa: B018
     with pytest.raises(bpx.StateError, match=r"parameter 'bias' has no values yet"):
         layer.bias.value_t  # noqa: B018
+
+
+def test_assigning_a_value_checks_it_and_every_later_read_sees_it():
+    net = bpx.Sequential(bpx.Dense(2, 1, bias=0.0), dtype="float32", seed=0)
+    with pytest.raises(bpx.BpxValueError, match=r"layers.0.weight: the value 1e\+300 overflows to inf in float32"):
+        net.layers[0].weight.value = np.array([[1e300], [0.0]])
+    net.layers[0].weight.value = [[2.0], [3.0]]
+    assert net.predict([[1.0, 1.0]]).tolist() == [[5.0]]
+
+
+def test_a_device_value_is_checked_like_host_data():
+    torch = pytest.importorskip("torch")
+    net = bpx.Sequential(bpx.Dense(2, 1), backend="torch", dtype="float64", seed=0)
+    with pytest.raises(bpx.BpxValueError, match=r"layers\.0\.bias"):
+        net.layers[0].bias.value = torch.tensor([float("inf")], dtype=torch.float64)
+    with pytest.raises(bpx.BpxValueError, match=r"layers.0.bias: the value 1e\+300 overflows to inf in float32"):
+        bpx.Sequential(bpx.Dense(2, 1), backend="torch", dtype="float32").layers[0].bias.value = \
+            torch.tensor([1e300], dtype=torch.float64)
+
+
+@pytest.mark.parametrize("backend, dtype", [("numpy", "float16"), ("jax", "float32")])
+def test_an_assigned_value_reaches_the_passes_on_mixed_and_immutable_backends(backend, dtype):
+    pytest.importorskip(backend)
+    net = bpx.Sequential(bpx.Dense(2, 1, bias=0.0), backend=backend, dtype=dtype, seed=0)
+    net.predict([[1.0, 1.0]])  # caches the views (and, in float16, the low-precision copy)
+    net.layers[0].weight.value = [[2.0], [3.0]]
+    np.testing.assert_array_equal(bpx.to_host(net.layers[0].weight.value).astype(np.float64), [[2.0], [3.0]])
+    assert bpx.to_host(net.predict([[1.0, 1.0]])).astype(np.float64).tolist() == [[5.0]]
+
+
+def test_trainable_values_follow_a_freeze_at_once():
+    net = bpx.Sequential(bpx.Dense(2, 3), bpx.Tanh(), bpx.Dense(3, 1), dtype="float64", seed=0)
+    bias = net.layers[2].bias.value.copy()
+    net.layers[0].weight.trainable = False
+    values = net.store.trainable_values()
+    assert values.shape == (net.n_parameters - 6,)
+    np.testing.assert_array_equal(values[-1:], bias)  # trainable first, in network order: layers.2.bias last

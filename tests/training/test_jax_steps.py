@@ -48,3 +48,23 @@ def test_the_nan_guard_restores_jax_parameters_that_the_views_then_show():
     np.testing.assert_array_equal(bpx.to_host(model.layers[0].weight.value), W)
     np.testing.assert_array_equal(bpx.to_host(model.layers[0].bias.value), B)
     np.testing.assert_allclose(model.predict(X), X @ W + B, rtol=1e-12)
+
+
+def test_a_frozen_jax_parameter_stays_and_the_others_take_the_hand_computed_step():
+    model = net()
+    model.layers[0].weight.trainable = False
+    model.fit(X, T, loss="mse", optimizer=bpx.SGD(lr=0.1), epochs=1, batch_size=4, shuffle=False, verbose=0)
+    r = X @ W + B - T
+    np.testing.assert_array_equal(bpx.to_host(model.layers[0].weight.value), W)
+    np.testing.assert_allclose(bpx.to_host(model.layers[0].bias.value), B - 0.1 * 2 * r.mean(axis=0), rtol=1e-12)
+
+
+def test_an_eager_step_after_a_compiled_fit_keeps_its_gradient():
+    model = net()
+    model.fit(X, T, loss="mse", optimizer=bpx.SGD(lr=0.1), epochs=1, batch_size=4, shuffle=False, verbose=0,
+              compile=True)
+    w, b = hand_steps(1, 0.1)
+    model.train_step(X, T, "mse", bpx.SGD(lr=0.1))
+    r = X @ w + b - T
+    np.testing.assert_allclose(bpx.to_host(model.layers[0].bias.grad), 2 * r.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(bpx.to_host(model.layers[0].weight.grad), 2 * X.T @ r / len(X), rtol=1e-12)
