@@ -99,3 +99,54 @@ def test_trainable_values_follow_a_freeze_at_once():
     values = net.store.trainable_values()
     assert values.shape == (net.n_parameters - 6,)
     np.testing.assert_array_equal(values[-1:], bias)  # trainable first, in network order: layers.2.bias last
+
+
+def test_flat_gradients_are_zero_where_a_backward_pass_contributed_nothing():
+    net = bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=0)
+    weight, bias = net.layers[0].weight, net.layers[0].bias
+    first = Gradients(net.store)
+    first.add(weight, np.full((2, 1), 3.0))
+    first.add(bias, np.array([4.0]))
+    np.testing.assert_array_equal(bpx.to_host(first.flat()), [3.0, 3.0, 4.0])
+    second = Gradients(net.store)  # the same buffer is reused: what the first pass wrote must not leak
+    second.add(bias, np.array([5.0]))
+    np.testing.assert_array_equal(bpx.to_host(second.flat()), [0.0, 0.0, 5.0])
+
+
+def test_fit_refuses_to_start_from_non_finite_parameters():
+    net = bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=0)
+    net.store.values[1] = np.nan  # behind the checked setters' back
+    with pytest.raises(bpx.NonFiniteError, match=r"fit: before training: parameter 'layers.0.weight' holds NaN"):
+        net.fit(np.ones((2, 2)), np.ones((2, 1)), loss="mse", optimizer="sgd", verbose=0)
+
+
+def test_a_0d_array_value_fills_the_shape_like_a_number():
+    layer = bpx.Dense(2, 3, bias=np.array(0.5), weight=np.float64(2.0))
+    net = bpx.Sequential(layer, dtype="float64", seed=0)
+    np.testing.assert_array_equal(layer.bias.value, [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(layer.weight.value, np.full((2, 3), 2.0))
+    assert net.predict([[1.0, 1.0]]).tolist() == [[4.5, 4.5, 4.5]]
+
+
+def test_an_initialiser_of_a_parameter_without_fans_sees_fan_in_and_out_of_1():
+    p = bpx.Parameter("w", (2,), init=lambda rng, shape, fan_in, fan_out: np.full(shape, 10.0 * fan_in + fan_out))
+    np.testing.assert_array_equal(p.initial_value(np.random.default_rng(0)), [11.0, 11.0])
+
+
+def test_a_meta_device_value_of_the_wrong_shape_is_refused():
+    torch = pytest.importorskip("torch")
+    net = bpx.Sequential(bpx.Dense(2, 3), backend="torch", device="meta", seed=0)
+    net.layers[0].weight.value = torch.empty((2, 3), device="meta")
+    with pytest.raises(bpx.ShapeError, match=r"weight: expected shape \(2, 3\), got \(3, 2\)"):
+        net.layers[0].weight.value = torch.empty((3, 2), device="meta")
+
+
+def test_float16_passes_use_the_updated_master_weights():
+    """One SGD step on E = ½ (x·w + b − t)², by hand; float16 passes, float32 master weights."""
+    w, b, x, t = np.array([[0.5], [0.25]]), np.array([0.0]), np.array([[1.0, 2.0]]), np.array([[0.0]])
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=w, bias=b), backend="numpy", dtype="float16", seed=0)
+    assert net.predict(x).tolist() == [[1.0]]
+    net.train_step(x, t, "hse", bpx.SGD(lr=0.25))
+    r = x @ w + b - t  # 1.0
+    w1, b1 = w - 0.25 * x.T @ r, b - 0.25 * r[0]  # [[0.25], [-0.25]], [-0.25]: exact in float16
+    assert net.predict(x).astype(np.float64).tolist() == (x @ w1 + b1).tolist() == [[-0.5]]

@@ -1,6 +1,7 @@
-"""JAX, the immutable backend (every update rebinds the flat buffer), against hand-computed SGD
-steps: eager and compiled (jax.jit) training, and the NaN guard's restore. Values read through the
-parameters afterwards must be the new buffer's, never a stale view."""
+"""The flat parameter store on JAX, the immutable backend (every update rebinds the buffer), against
+hand-computed SGD steps: eager and compiled (jax.jit, retraced for a shorter last chunk) training,
+frozen parameters, and the NaN guard's restore. Values read through the parameters afterwards must
+be the new buffer's, never a stale view or a value cached inside a trace."""
 
 import numpy as np
 import pytest
@@ -68,3 +69,29 @@ def test_an_eager_step_after_a_compiled_fit_keeps_its_gradient():
     r = X @ w + b - T
     np.testing.assert_allclose(bpx.to_host(model.layers[0].bias.grad), 2 * r.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(bpx.to_host(model.layers[0].weight.grad), 2 * X.T @ r / len(X), rtol=1e-12)
+
+
+def test_compiled_chunks_of_two_lengths_take_the_hand_computed_per_sample_steps():
+    """4 samples in batches of 1, chunks of 3 (check_every): chunk lengths 3 and 1, two traces."""
+    model = net()
+    model.fit(X, T, loss="mse", optimizer=bpx.SGD(lr=0.05), epochs=2, batch_size=1, shuffle=False, verbose=0,
+              compile=True, check_every=3)
+    w, b = W.copy(), B.copy()
+    for _ in range(2):
+        for x, t in zip(X, T, strict=True):
+            r = x @ w + b - t
+            w, b = w - 0.05 * 2 * np.outer(x, r), b - 0.05 * 2 * r
+    np.testing.assert_allclose(bpx.to_host(model.layers[0].weight.value), w, rtol=1e-12)
+    np.testing.assert_allclose(bpx.to_host(model.layers[0].bias.value), b, rtol=1e-12)
+    np.testing.assert_allclose(model.predict(X), X @ w + b, rtol=1e-12)
+
+
+@pytest.mark.parametrize("compile", [False, True], ids=["eager", "jit"])
+def test_a_network_with_every_parameter_frozen_trains_nothing(compile):
+    model = net()
+    for p in model.parameters():
+        p.trainable = False
+    history = model.fit(X, T, loss="mse", optimizer=bpx.SGD(lr=0.1), epochs=2, batch_size=2, shuffle=False,
+                        verbose=0, compile=compile)
+    np.testing.assert_allclose(history["loss"], [np.mean((X @ W + B - T) ** 2)] * 2, rtol=1e-12)
+    np.testing.assert_array_equal(bpx.to_host(model.layers[0].weight.value), W)
