@@ -142,11 +142,32 @@ def test_a_meta_device_value_of_the_wrong_shape_is_refused():
 
 
 def test_float16_passes_use_the_updated_master_weights():
-    """One SGD step on E = ½ (x·w + b − t)², by hand; float16 passes, float32 master weights."""
-    w, b, x, t = np.array([[0.5], [0.25]]), np.array([0.0]), np.array([[1.0, 2.0]]), np.array([[0.0]])
+    """One SGD step on E = ½ (x·w + b − t)², by hand (every number exact in float16; the scaled
+    gradient 2¹⁵·r·x stays below float16's largest value, so the step is taken)."""
+    w, b, x, t = np.array([[0.5], [0.25]]), np.array([0.0]), np.array([[1.0, 1.5]]), np.array([[0.0]])
     net = bpx.Sequential(bpx.Dense(2, 1, weight=w, bias=b), backend="numpy", dtype="float16", seed=0)
-    assert net.predict(x).tolist() == [[1.0]]
+    assert net.predict(x).tolist() == [[0.875]]
     net.train_step(x, t, "hse", bpx.SGD(lr=0.25))
-    r = x @ w + b - t  # 1.0
-    w1, b1 = w - 0.25 * x.T @ r, b - 0.25 * r[0]  # [[0.25], [-0.25]], [-0.25]: exact in float16
-    assert net.predict(x).astype(np.float64).tolist() == (x @ w1 + b1).tolist() == [[-0.5]]
+    r = x @ w + b - t  # 0.875
+    w1, b1 = w - 0.25 * x.T @ r, b - 0.25 * r[0]
+    assert net.predict(x).astype(np.float64).tolist() == (x @ w1 + b1).tolist() == [[-0.0546875]]
+
+
+def test_the_loss_scale_halves_and_restarts_its_count_after_an_overflow_and_doubles_after_the_interval():
+    """float16, scale 2¹⁵: a gradient 2¹⁵·r·x = 2¹⁶ overflows (the step is skipped); then, with an
+    interval of 2, two finite steps double the scale and restart the count."""
+    w, b, t = np.array([[0.5], [0.25]]), np.array([0.0]), np.array([[0.0]])
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=w, bias=b), backend="numpy", dtype="float16", seed=0)
+    scale = net.loss_scale
+
+    def state():
+        return float(bpx.to_host(scale.scale.value)), float(bpx.to_host(scale.good_steps.value))
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        net.train_step(np.array([[1.0, 2.0]]), t, "hse", bpx.SGD(lr=1e-300))
+    assert state() == (16384.0, 0.0)
+    scale.growth_interval = 2
+    net.train_step(np.array([[0.25, 0.25]]), t, "hse", bpx.SGD(lr=1e-300))
+    assert state() == (16384.0, 1.0)
+    net.train_step(np.array([[0.25, 0.25]]), t, "hse", bpx.SGD(lr=1e-300))
+    assert state() == (32768.0, 0.0)

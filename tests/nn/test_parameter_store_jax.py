@@ -95,3 +95,14 @@ def test_a_network_with_every_parameter_frozen_trains_nothing(compile):
                         verbose=0, compile=compile)
     np.testing.assert_allclose(history["loss"], [np.mean((X @ W + B - T) ** 2)] * 2, rtol=1e-12)
     np.testing.assert_array_equal(bpx.to_host(model.layers[0].weight.value), W)
+
+
+def test_a_layer_used_twice_gets_the_sum_of_both_uses_on_jax():
+    """y = w·(w·x + b) + b with one scalar w, b; E = ½ (y − t)²: ∂E/∂w = r·(w·x + b + w·x), ∂E/∂b = r·(w + 1)."""
+    w, b, x, t = 0.5, 0.25, 2.0, 1.0
+    dense = bpx.Dense(1, 1, weight=[[w]], bias=[b])
+    model = bpx.Sequential(dense, bpx.Identity(), dense, backend="jax", dtype="float64", seed=0)
+    model.train_step([[x]], [[t]], "hse", bpx.SGD(lr=1e-300))
+    r = w * (w * x + b) + b - t
+    np.testing.assert_allclose(bpx.to_host(dense.weight.grad), [[r * (w * x + b + w * x)]], rtol=1e-14)
+    np.testing.assert_allclose(bpx.to_host(dense.bias.grad), [r * (w + 1)], rtol=1e-14)
