@@ -183,6 +183,14 @@ EQUIVALENT: dict[str, str] = {
     "is stored under; every lookup then misses and asks grad_slot, which follows the same swapped rule",
     "bpx/nn/parameter.py::ParameterStore.set_trainable_values::unary@4:72-4:91": "skips or adds a no-op "
     "rebinding to the same array",
+    "bpx/nn/pooling.py::GlobalAvgPool2D.backward::binop@5:15-5:58": "dividing by an array of ones is "
+    "multiplying by it",
+    **{f"bpx/nn/pooling.py::_Pool2D._place::binop@{at}": "the test only picks the general path (a zero array and "
+       "one slice assignment), which gives the same gradient" for at in ("20:12-20:19", "20:21-20:28")},
+    **{f"bpx/nn/pooling.py::MaxPool2D.forward::{op}": "the dtype of an internal window index: int8 holds the "
+       "largest index kk − 1 = 127 at kk = 128, and int32 at kk = 127 holds the same values" for op in (
+           "cmp0@8:62-8:71", "const@8:68-8:71")},
+    "bpx/nn/windows.py::pair_config::const@2:17-2:18": "returns value[1] only when it equals value[0]",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

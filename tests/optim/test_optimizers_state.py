@@ -1,0 +1,82 @@
+"""Optimizer state across a change of the trainable set, against torch.optim (PyTorch keeps the
+momentum of the parameters that still train), per-parameter state views, state loaded with
+missing entries, which network an optimizer is bound to, and float16 passes after an update."""
+
+import numpy as np
+import pytest
+
+import bpx
+
+W, B = np.array([[0.5], [-1.0]]), np.array([0.25])
+X = np.array([[1.0, 2.0], [-1.0, 0.5], [0.0, 1.0]])
+T = np.array([[1.0], [0.0], [-1.0]])
+
+
+def torch_reference(steps_before, steps_after, lr, momentum):
+    """SGD with momentum on E = ½ Σ (x·w + b − t)² / n; w frozen after ``steps_before`` steps."""
+    torch = pytest.importorskip("torch")
+    w, b = torch.tensor(W, requires_grad=True), torch.tensor(B, requires_grad=True)
+    opt = torch.optim.SGD([w, b], lr=lr, momentum=momentum)
+    x, t = torch.tensor(X), torch.tensor(T)
+    for k in range(steps_before + steps_after):
+        if k == steps_before:
+            w.requires_grad_(False)
+            w.grad = None
+        opt.zero_grad()
+        (0.5 * ((x @ w + b - t) ** 2).sum() / len(X)).backward()
+        opt.step()
+    return w.detach().numpy(), b.detach().numpy(), opt.state[b]["momentum_buffer"].numpy()
+
+
+def test_momentum_of_the_still_trainable_parameters_survives_a_freeze():
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=W, bias=B), dtype="float64", seed=0)
+    sgd = bpx.SGD(lr=0.1, momentum=0.9)
+    for _ in range(2):
+        net.train_step(X, T, "hse", sgd)
+    net.layers[0].weight.trainable = False
+    state = sgd.parameter_state(net.store)  # the pending re-layout is applied first
+    assert list(state) == [net.layers[0].bias]
+    for _ in range(2):
+        net.train_step(X, T, "hse", sgd)
+    w, b, velocity = torch_reference(2, 2, 0.1, 0.9)
+    np.testing.assert_allclose(net.layers[0].weight.value, w, rtol=1e-14)
+    np.testing.assert_allclose(net.layers[0].bias.value, b, rtol=1e-14)
+    np.testing.assert_allclose(bpx.to_host(sgd.parameter_state(net.store)[net.layers[0].bias]["velocity"]),
+                               velocity, rtol=1e-14)
+
+
+def test_loaded_state_fills_missing_parameters_with_zeros():
+    net = bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=0)
+    adam = bpx.Adam()
+    weight, bias = net.layers[0].weight, net.layers[0].bias
+    adam.load_parameter_state(net.store, {bias: {"m": np.array([1.0]), "v": np.array([2.0])}}, 7)
+    state = adam.parameter_state(net.store)
+    assert adam.iterations == 7
+    np.testing.assert_array_equal(bpx.to_host(state[weight]["m"]), np.zeros((2, 1)))
+    np.testing.assert_array_equal(bpx.to_host(state[weight]["v"]), np.zeros((2, 1)))
+    np.testing.assert_array_equal(bpx.to_host(state[bias]["m"]), [1.0])
+    np.testing.assert_array_equal(bpx.to_host(state[bias]["v"]), [2.0])
+
+
+def test_an_optimizer_knows_which_network_it_is_bound_to():
+    a, b = (bpx.Sequential(bpx.Dense(2, 1), seed=s) for s in (0, 1))
+    sgd = bpx.SGD(lr=0.1)
+    assert not sgd.is_bound_elsewhere(a.store) and not sgd.is_bound_to(a.store)
+    a.train_step(X, T, "hse", sgd)
+    assert sgd.is_bound_to(a.store) and not sgd.is_bound_elsewhere(a.store)
+    assert sgd.is_bound_elsewhere(b.store) and not sgd.is_bound_to(b.store)
+    sgd.reset()
+    assert not sgd.is_bound_elsewhere(b.store)
+
+
+def test_float16_passes_see_each_update_of_the_master_weights():
+    """Plain SGD on E = ½ (x·w + b − t)², by hand; every number is exact in float16."""
+    w, b, x, t = np.array([[0.5], [0.25]]), np.array([0.0]), np.array([[1.0, 1.5]]), np.array([[0.0]])
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=w, bias=b), backend="numpy", dtype="float16", seed=0)
+    sgd = bpx.SGD(lr=0.25)
+    for _ in range(2):
+        net.predict(x)
+        r = x @ w + b - t
+        net.train_step(x, t, "hse", sgd)
+        w, b = w - 0.25 * x.T @ r, b - 0.25 * r[0]
+        assert net.predict(x).astype(np.float64).tolist() == (x @ w + b).tolist()
