@@ -80,3 +80,30 @@ def test_float16_passes_see_each_update_of_the_master_weights():
         net.train_step(x, t, "hse", sgd)
         w, b = w - 0.25 * x.T @ r, b - 0.25 * r[0]
         assert net.predict(x).astype(np.float64).tolist() == (x @ w + b).tolist()
+
+
+def test_loading_state_rebinds_an_optimizer_that_served_another_network():
+    a, b = (bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=s) for s in (0, 1))
+    sgd = bpx.SGD(lr=0.1, momentum=0.5)
+    a.train_step(X, T, "hse", sgd)
+    sgd.load_parameter_state(b.store, {}, 3)
+    assert sgd.is_bound_to(b.store) and not sgd.is_bound_to(a.store) and sgd.iterations == 3
+    b.train_step(X, T, "hse", sgd)  # no "holds the state of another network"
+    assert sgd.iterations == 4
+
+
+class Plain(bpx.Optimizer):
+    """A user optimizer written against the base class: w ← w − lr·g."""
+
+    def rule(self, w, g, state, lr, t, xp, scratch):
+        return w - lr * g, state
+
+
+def test_a_user_optimizer_reports_its_learning_rate_and_takes_plain_steps():
+    opt = Plain(0.25)
+    assert opt.hyperparameters() == {"lr": 0.25}
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=W, bias=B), dtype="float64", seed=0)
+    net.train_step(X, T, "hse", opt)
+    r = X @ W + B - T
+    np.testing.assert_allclose(net.layers[0].weight.value, W - 0.25 * X.T @ r / len(X), rtol=1e-14)
+    np.testing.assert_allclose(net.layers[0].bias.value, B - 0.25 * r.mean(axis=0), rtol=1e-14)
