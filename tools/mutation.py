@@ -193,6 +193,8 @@ EQUIVALENT: dict[str, str] = {
     "bpx/nn/windows.py::pair_config::const@2:17-2:18": "returns value[1] only when it equals value[0]",
     "bpx/optim/optimizers.py::Optimizer.__init__::unary@9:31-9:33": "the layout version of an unbound optimizer "
     "is never compared (bind takes the unbound path first)",
+    "bpx/optim/optimizers.py::Optimizer.reset::unary@6:31-6:33": "as in __init__: the layout version of an "
+    "unbound optimizer is never compared",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

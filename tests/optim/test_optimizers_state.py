@@ -107,3 +107,20 @@ def test_a_user_optimizer_reports_its_learning_rate_and_takes_plain_steps():
     r = X @ W + B - T
     np.testing.assert_allclose(net.layers[0].weight.value, W - 0.25 * X.T @ r / len(X), rtol=1e-14)
     np.testing.assert_allclose(net.layers[0].bias.value, B - 0.25 * r.mean(axis=0), rtol=1e-14)
+
+
+def test_sgd_by_name_is_the_textbook_step_with_lr_one_hundredth():
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=W, bias=B), dtype="float64", seed=0)
+    net.train_step(X, T, "hse", "sgd")
+    r = X @ W + B - T
+    np.testing.assert_allclose(net.layers[0].weight.value, W - 0.01 * X.T @ r / len(X), rtol=1e-14)
+    np.testing.assert_allclose(net.layers[0].bias.value, B - 0.01 * r.mean(axis=0), rtol=1e-14)
+
+
+@pytest.mark.parametrize("make", [lambda: bpx.SGD(lr=0.5), lambda: bpx.SGD(lr=0.5, momentum=0.9),
+                                  lambda: bpx.SGD(lr=0.5, nesterov=True, momentum=0.5), lambda: bpx.Adam()])
+def test_update_leaves_the_gradient_it_is_given_unchanged_by_default(make):
+    net = bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=0)
+    grads = np.arange(1.0, 4.0)
+    make().update(net.store, grads)
+    np.testing.assert_array_equal(grads, [1.0, 2.0, 3.0])
