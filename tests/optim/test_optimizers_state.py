@@ -124,3 +124,12 @@ def test_update_leaves_the_gradient_it_is_given_unchanged_by_default(make):
     grads = np.arange(1.0, 4.0)
     make().update(net.store, grads)
     np.testing.assert_array_equal(grads, [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+def test_adam_defaults_are_pytorchs(name):
+    torch = pytest.importorskip("torch")
+    ref = getattr(torch.optim, name)([torch.zeros(1, requires_grad=True)]).defaults
+    opt = getattr(bpx, name)()
+    assert (opt.lr, opt.beta1, opt.beta2, opt.eps) == (ref["lr"], *ref["betas"], ref["eps"])
+    assert opt.weight_decay == ref["weight_decay"]
