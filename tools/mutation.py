@@ -195,6 +195,8 @@ EQUIVALENT: dict[str, str] = {
     "is never compared (bind takes the unbound path first)",
     "bpx/optim/optimizers.py::Optimizer.reset::unary@6:31-6:33": "as in __init__: the layout version of an "
     "unbound optimizer is never compared",
+    **{f"bpx/optim/optimizers.py::Optimizer.{where}::const@{at}": "as above: −0 instead of −1, never compared "
+       "while unbound" for where, at in (("__init__", "9:32-9:33"), ("reset", "6:32-6:33"))},
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

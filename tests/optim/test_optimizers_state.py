@@ -133,3 +133,25 @@ def test_adam_defaults_are_pytorchs(name):
     opt = getattr(bpx, name)()
     assert (opt.lr, opt.beta1, opt.beta2, opt.eps) == (ref["lr"], *ref["betas"], ref["eps"])
     assert opt.weight_decay == ref["weight_decay"]
+
+
+@pytest.mark.parametrize("name", ["Adam", "AdamW"])
+@pytest.mark.parametrize("beta", ["beta1", "beta2"])
+def test_adam_betas_lie_in_0_1_with_1_refused(name, beta):
+    cls = getattr(bpx, name)
+    assert getattr(cls(**{beta: 0.0}), beta) == 0.0
+    assert getattr(cls(**{beta: 0.99999}), beta) == 0.99999
+    for bad in (1.0, 1.5, -0.1):
+        with pytest.raises(bpx.BpxValueError, match=beta):
+            cls(**{beta: bad})
+
+
+def test_sgd_momentum_lies_in_0_1_with_1_refused_and_decays_are_non_negative():
+    assert bpx.SGD(momentum=0.99999).momentum == 0.99999
+    assert bpx.SGD(weight_decay=0.0).weight_decay == 0.0 and bpx.Adam(eps=0.0).eps == 0.0
+    for kwargs in ({"momentum": 1.0}, {"momentum": -0.1}, {"weight_decay": -1e-3}):
+        with pytest.raises(bpx.BpxValueError, match=next(iter(kwargs))):
+            bpx.SGD(**kwargs)
+    for kwargs in ({"eps": -1e-8}, {"weight_decay": -1e-3}):
+        with pytest.raises(bpx.BpxValueError, match=next(iter(kwargs))):
+            bpx.Adam(**kwargs)
