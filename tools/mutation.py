@@ -641,6 +641,8 @@ def main() -> None:
     parser.add_argument("--reuse-coverage", action="store_true", help="reuse build/mutation/coverage.json")
     parser.add_argument("--max-tests", type=int, default=100,
                         help="run at most this many of the tests that execute a mutant (default 100)")
+    parser.add_argument("--report", action="store_true", help="only rewrite the report from results.json (after "
+                        "editing EQUIVALENT)")
     parser.add_argument("--resume", action="store_true", help="keep the results of build/mutation/results.json and "
                         "run only the mutants it does not have")
     options = parser.parse_args()
@@ -660,6 +662,10 @@ def main() -> None:
     previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
     if options.rerun_survivors:
         mutants = [m for m in mutants if previous.get("mutants", {}).get(m.id, {}).get("outcome") == "survived"]
+    if options.report:
+        summary = previous.get("summary", {})
+        summarise(previous.get("mutants", {}), summary.get("seconds", 0), summary.get("mapping_seconds", 0))
+        return
     if options.list:
         for m in mutants:
             print(f"{m.id:<70} {m.module}:{m.line}  {m.description}")
@@ -717,6 +723,13 @@ def main() -> None:
 
 
 def summarise(results: dict, total_time: float, mapping_time: float, quiet: bool = False) -> None:
+    for r in results.values():  # the verdict of a surviving mutant follows the current EQUIVALENT table
+        if r["outcome"] in ("survived", "equivalent"):
+            r["outcome"] = "equivalent" if r["id"] in EQUIVALENT else "survived"
+            if r["outcome"] == "equivalent":
+                r["note"] = EQUIVALENT[r["id"]]
+            elif r["note"] in EQUIVALENT.values():
+                r["note"] = ""
     counts = {k: sum(1 for r in results.values() if r["outcome"] == k) for k in ("killed", "survived", "equivalent")}
     total = sum(counts.values())
     raw = counts["killed"] / total if total else 0.0
@@ -734,6 +747,9 @@ def summarise(results: dict, total_time: float, mapping_time: float, quiet: bool
     (OUT / "report.txt").write_text("\n".join(lines) + "\n")
     if quiet:
         return
+    unknown = sorted(set(EQUIVALENT) - set(results))
+    if unknown:
+        print(f"EQUIVALENT names mutants that are not in the results: {unknown}")
     print("\n".join(lines[:1]))
     print(f"killed {counts['killed']}, survived {counts['survived']}, equivalent {counts['equivalent']} of {total}: "
           f"raw {100 * raw:.1f} %, adjusted {100 * adjusted:.1f} % ({total_time / 60:.1f} min); "
