@@ -197,6 +197,10 @@ EQUIVALENT: dict[str, str] = {
     "unbound optimizer is never compared",
     **{f"bpx/optim/optimizers.py::Optimizer.{where}::const@{at}": "as above: −0 instead of −1, never compared "
        "while unbound" for where, at in (("__init__", "9:32-9:33"), ("reset", "6:32-6:33"))},
+    "bpx/optim/optimizers.py::Optimizer.update::unary@18:41-18:61": "writes the same values into a new buffer "
+    "instead of in place (set_trainable_values adopts it)",
+    **{f"bpx/optim/optimizers.py::SGD.rule::const@{at}": "the scratch flag only allows overwriting g, which is a "
+       "fresh array here either way: the same values" for at in ("3:52-3:56", "10:52-10:56")},
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

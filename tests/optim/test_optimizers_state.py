@@ -155,3 +155,24 @@ def test_sgd_momentum_lies_in_0_1_with_1_refused_and_decays_are_non_negative():
     for kwargs in ({"eps": -1e-8}, {"weight_decay": -1e-3}):
         with pytest.raises(bpx.BpxValueError, match=next(iter(kwargs))):
             bpx.Adam(**kwargs)
+
+
+def test_freezing_every_parameter_leaves_an_empty_state():
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=W, bias=B), dtype="float64", seed=0)
+    sgd = bpx.SGD(lr=0.1, momentum=0.9)
+    net.train_step(X, T, "hse", sgd)
+    for p in net.parameters():
+        p.trainable = False
+    net.train_step(X, T, "hse", sgd)
+    assert sgd.state["velocity"].shape == (0,) and sgd.parameter_state(net.store) == {}
+    np.testing.assert_array_equal(net.layers[0].bias.value, B - 0.1 * (X @ W + B - T).mean(axis=0))
+
+
+def test_a_mixed_precision_adam_step_is_bias_corrected_from_the_first_step():
+    """Adam's first step from zero state is lr·ĝ/(√v̂ + ε) = lr·g/(|g| + ε) ≈ lr·sign(g) per value."""
+    w, b, x, t = np.array([[0.5], [0.25]]), np.array([0.0]), np.array([[1.0, -1.0]]), np.array([[0.0]])
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=w, bias=b), backend="numpy", dtype="float16", seed=0)
+    net.train_step(x, t, "hse", bpx.Adam(lr=0.125))
+    g = np.sign((x @ w + b - t) * np.array([[1.0, -1.0, 1.0]]))  # signs of ∂E/∂w1, ∂E/∂w2, ∂E/∂b (r = 0.25)
+    after = np.concatenate([net.layers[0].weight.value.ravel(), net.layers[0].bias.value]).astype(np.float64)
+    np.testing.assert_allclose(after, np.array([0.5, 0.25, 0.0]) - 0.125 * g.ravel(), atol=1e-6)

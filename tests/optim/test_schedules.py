@@ -30,3 +30,17 @@ def test_cosine_schedule_decays_to_zero_by_default_and_stays_there():
     assert schedule.min_lr == 0.0
     expected = [0.5 * (1 + math.cos(math.pi * e / 10)) for e in range(11)] + [0.0, 0.0]
     assert [schedule(e, 1.0) for e in range(13)] == pytest.approx(expected, abs=1e-15)
+
+
+def test_get_schedule_takes_instances_and_refuses_names_classes_and_other_objects():
+    from bpx.optim.schedules import get_schedule
+
+    cosine = bpx.CosineLR(3)
+    assert get_schedule(cosine) is cosine and get_schedule(None) is None
+    with pytest.raises(bpx.BpxValueError, match="pass a schedule object"):
+        get_schedule("cosine")
+    with pytest.raises(bpx.BpxTypeError, match=r"pass an instance, e\.g\. CosineLR\(\.\.\.\), not the class"):
+        get_schedule(bpx.CosineLR)
+    for junk in (5, 0.1, [bpx.CosineLR(3)], int):
+        with pytest.raises(bpx.BpxTypeError, match="lr_schedule must be a bpx Schedule"):
+            get_schedule(junk)
