@@ -201,6 +201,8 @@ EQUIVALENT: dict[str, str] = {
     "instead of in place (set_trainable_values adopts it)",
     **{f"bpx/optim/optimizers.py::SGD.rule::const@{at}": "the scratch flag only allows overwriting g, which is a "
        "fresh array here either way: the same values" for at in ("3:52-3:56", "10:52-10:56")},
+    "bpx/training/loop.py::<module>::const@321:16-321:20": "the default batch size of predict only splits "
+    "row-wise inference into pieces",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

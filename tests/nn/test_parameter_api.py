@@ -149,6 +149,7 @@ def test_float16_passes_use_the_updated_master_weights():
     assert net.predict(x).tolist() == [[0.875]]
     net.train_step(x, t, "hse", bpx.SGD(lr=0.25))
     r = x @ w + b - t  # 0.875
+    assert net.layers[0].bias.grad.tolist() == [0.875]  # the gradient, not the step the optimizer took
     w1, b1 = w - 0.25 * x.T @ r, b - 0.25 * r[0]
     assert net.predict(x).astype(np.float64).tolist() == (x @ w1 + b1).tolist() == [[-0.0546875]]
 
