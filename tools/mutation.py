@@ -84,6 +84,11 @@ TESTS = ["tests/nn", "tests/optim", "tests/testing", "tests/host/test_init.py", 
          "tests/training/test_worked_example.py", "tests/training/test_backend_equivalence.py",
          "tests/training/test_mixed_precision.py"]
 
+#: Test files that are a module's own although not named after it (module stem → test-file stems).
+OWN_TESTS = {"loop": ("fit", "failure_states"), "step": ("fit", "mixed_precision"), "data": ("fit",),
+             "callbacks": ("failure_states",), "guard": ("failure_states",), "contents": ("checkpoint",),
+             "npz": ("checkpoint",), "losses": ("device_targets",), "init": ("init",)}
+
 #: Functions whose bodies only format text for people (reports, progress, error hints).
 COSMETIC = {"__repr__", "__str__", "_describe", "_short", "_shape_text", "_shape_hint", "_print_epoch", "_progress",
             "_owner_of", "line", "report", "summary", "pair_text", "error"}
@@ -612,8 +617,9 @@ def coverage_map() -> dict:
 
 def tests_for(mutant: Mutant, cov: dict, limit: int) -> tuple[list[str], int]:
     """The tests that execute the mutant's lines, at most ``limit`` of them: those of the module's
-    own test files (named after it) first, then the fastest of each other test file (breadth), then
-    the fastest of the rest; run fastest first. Also the number of tests that execute the lines."""
+    own test files (named after it, or listed in :data:`OWN_TESTS`) first, then the fastest of each
+    other test file (breadth), then the fastest of the rest; run fastest first. Also the number of
+    tests that execute the lines."""
     by_line = cov["lines"].get(mutant.module, {})
     tests: set[str] = set()
     for line in mutant.lines:
@@ -625,7 +631,8 @@ def tests_for(mutant: Mutant, cov: dict, limit: int) -> tuple[list[str], int]:
     ranked = sorted(tests, key=lambda t: (durations.get(t, 0.0), t))
     if len(ranked) > limit:
         stem = Path(mutant.module).stem  # the module's own test files first (tests/nn/test_network*.py)
-        chosen = [t for t in ranked if stem in Path(t.split("::")[0]).stem][:limit]
+        own = (stem, *OWN_TESTS.get(stem, ()))
+        chosen = [t for t in ranked if any(s in Path(t.split("::")[0]).stem for s in own)][:limit]
         files: dict[str, list[str]] = {}
         for t in ranked:
             if t not in chosen:
