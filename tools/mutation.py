@@ -79,7 +79,7 @@ SCOPE: dict[str, set[str] | None] = {
 TESTS = ["tests/nn", "tests/optim", "tests/testing", "tests/host/test_init.py", "tests/io/test_checkpoint.py",
          "tests/io/test_checkpoint_fuzz.py", "tests/io/test_untrusted.py", "tests/io/test_safetensors.py",
          "tests/property", "tests/test_bad_input.py",
-         "tests/training/test_fit.py", "tests/training/test_metrics.py",
+         "tests/training/test_fit.py", "tests/training/test_fit_meta_and_history.py", "tests/training/test_metrics.py",
          "tests/training/test_failure_states.py",
          "tests/training/test_worked_example.py", "tests/training/test_backend_equivalence.py",
          "tests/training/test_mixed_precision.py"]

@@ -1,0 +1,28 @@
+"""fit and evaluate on PyTorch's meta device (shapes only) say what to do; the history records
+every batch's loss, whose sample-weighted mean is the epoch's loss (counted by hand)."""
+
+import numpy as np
+import pytest
+
+import bpx
+
+
+def test_fit_and_evaluate_on_the_meta_device_say_what_to_do():
+    pytest.importorskip("torch")
+    net = bpx.Sequential(bpx.Dense(2, 1), backend="torch", device="meta", seed=0)
+    with pytest.raises(bpx.StateError, match="fit needs values, but the network is on PyTorch's 'meta' device"):
+        net.fit(np.ones((4, 2)), np.ones((4, 1)), loss="mse", optimizer="sgd", verbose=0)
+    with pytest.raises(bpx.StateError, match="evaluate needs values, but the network is on PyTorch's 'meta'"):
+        net.evaluate(np.ones((4, 2)), np.ones((4, 1)), loss="mse")
+
+
+def test_the_history_keeps_each_batch_loss_and_the_epoch_loss_is_their_weighted_mean():
+    """Weights w = 0 and bias b: the outputs are b for every sample, so each batch loss of the first
+    epoch is mean((b − t)²) over its rows, by hand."""
+    x, t = np.zeros((5, 2)), np.array([[0.0], [1.0], [2.0], [3.0], [4.0]])
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=0.0, bias=1.0), dtype="float64", seed=0)
+    history = net.fit(x, t, loss="mse", optimizer=bpx.SGD(lr=1e-300), epochs=1, batch_size=2, shuffle=False,
+                      verbose=0)
+    expected = [np.mean((1.0 - t[0:2]) ** 2), np.mean((1.0 - t[2:4]) ** 2), np.mean((1.0 - t[4:5]) ** 2)]
+    np.testing.assert_allclose(history.batch_losses, expected, rtol=1e-12)
+    np.testing.assert_allclose(history["loss"], [np.mean((1.0 - t) ** 2)], rtol=1e-12)
