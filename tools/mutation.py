@@ -208,6 +208,9 @@ EQUIVALENT: dict[str, str] = {
        "fresh array here either way: the same values" for at in ("3:52-3:56", "10:52-10:56")},
     "bpx/training/loop.py::<module>::const@321:16-321:20": "the default batch size of predict only splits "
     "row-wise inference into pieces",
+    "bpx/training/loop.py::_check_verbose::negate@1:7-1:32": "True and False are the ints 1 and 0: they pass the "
+    "range check and act as 1 and 0 wherever verbose is read",
+    "bpx/training/loop.py::Trainer.__init__::const@9:20-9:25": "fit sets stop = False before anything reads it",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

@@ -26,3 +26,29 @@ def test_the_history_keeps_each_batch_loss_and_the_epoch_loss_is_their_weighted_
     expected = [np.mean((1.0 - t[0:2]) ** 2), np.mean((1.0 - t[2:4]) ** 2), np.mean((1.0 - t[4:5]) ** 2)]
     np.testing.assert_allclose(history.batch_losses, expected, rtol=1e-12)
     np.testing.assert_allclose(history["loss"], [np.mean((1.0 - t) ** 2)], rtol=1e-12)
+
+
+def small():
+    return bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=0), np.ones((3, 2)), np.ones((3, 1))
+
+
+def test_callbacks_none_means_no_callbacks():
+    net, x, t = small()
+    history = net.fit(x, t, loss="mse", optimizer="sgd", epochs=2, verbose=0, callbacks=None)
+    assert len(history["loss"]) == 2 and not history.stopped_early
+
+
+@pytest.mark.parametrize("verbose", [3, -1, 1.0, 1.5, "1", None])
+def test_verbose_must_be_0_1_2_or_a_bool(verbose):
+    net, x, t = small()
+    with pytest.raises(bpx.BpxValueError, match=r"verbose must be 0 \(silent\), 1 \(progress\) or 2"):
+        net.fit(x, t, loss="mse", optimizer="sgd", verbose=verbose)
+
+
+def test_verbose_true_shows_progress_and_false_is_silent(capsys):
+    net, x, t = small()
+    net.fit(x, t, loss="mse", optimizer="sgd", epochs=1, verbose=False)
+    quiet = capsys.readouterr()
+    net.fit(x, t, loss="mse", optimizer="sgd", epochs=1, verbose=True)
+    loud = capsys.readouterr()
+    assert quiet.out + quiet.err == "" and "loss" in loud.out + loud.err
