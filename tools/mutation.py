@@ -210,7 +210,8 @@ EQUIVALENT: dict[str, str] = {
     "row-wise inference into pieces",
     "bpx/training/loop.py::_check_verbose::negate@1:7-1:32": "True and False are the ints 1 and 0: they pass the "
     "range check and act as 1 and 0 wherever verbose is read",
-    "bpx/training/loop.py::Trainer.__init__::const@9:20-9:25": "fit sets stop = False before anything reads it",
+    **{f"bpx/training/loop.py::Trainer.__init__::const@{at}": f"fit sets {name} before anything reads it"
+       for at, name in (("9:20-9:25", "stop"), ("10:30-10:35", "has_validation"), ("11:24-11:29", "_chunked"))},
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }
