@@ -212,6 +212,11 @@ EQUIVALENT: dict[str, str] = {
     "range check and act as 1 and 0 wherever verbose is read",
     **{f"bpx/training/loop.py::Trainer.__init__::const@{at}": f"fit sets {name} before anything reads it"
        for at, name in (("9:20-9:25", "stop"), ("10:30-10:35", "has_validation"), ("11:24-11:29", "_chunked"))},
+    **{f"bpx/training/loop.py::Trainer.fit::const@{at}": "a default of Trainer.fit, whose one caller "
+       "(Sequential.fit) passes every argument" for at in ("0:57-0:58", "0:78-0:80", "1:76-1:80", "3:27-3:28",
+                                                            "3:46-3:51", "3:74-3:75")},
+    "bpx/training/loop.py::Trainer.evaluate::const@0:63-0:67": "a default of Trainer.evaluate, whose callers pass "
+    "batch_size (which only splits row-wise inference anyway)",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }
