@@ -52,3 +52,12 @@ def test_verbose_true_shows_progress_and_false_is_silent(capsys):
     net.fit(x, t, loss="mse", optimizer="sgd", epochs=1, verbose=True)
     loud = capsys.readouterr()
     assert quiet.out + quiet.err == "" and "loss" in loud.out + loud.err
+
+
+def test_initial_epoch_must_leave_an_epoch_to_train():
+    net, x, t = small()
+    for initial in (2, 3):
+        with pytest.raises(bpx.BpxValueError, match=rf"initial_epoch={initial} leaves nothing to train: epochs=2"):
+            net.fit(x, t, loss="mse", optimizer="sgd", epochs=2, initial_epoch=initial, verbose=0)
+    history = net.fit(x, t, loss="mse", optimizer="sgd", epochs=2, initial_epoch=1, verbose=0)
+    assert len(history["loss"]) == 1 and net.epochs_trained == 1
