@@ -61,3 +61,47 @@ def test_initial_epoch_must_leave_an_epoch_to_train():
             net.fit(x, t, loss="mse", optimizer="sgd", epochs=2, initial_epoch=initial, verbose=0)
     history = net.fit(x, t, loss="mse", optimizer="sgd", epochs=2, initial_epoch=1, verbose=0)
     assert len(history["loss"]) == 1 and net.epochs_trained == 1
+
+
+def test_a_resumed_fit_continues_with_the_batch_orders_of_the_later_epochs():
+    """fit(epochs=3) equals fit(epochs=1) then fit(epochs=3, initial_epoch=1) with the same seed:
+    the resumed run draws (and skips) the batch order of epoch 1 before it trains epochs 2 and 3."""
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(size=(6, 2)), rng.normal(size=(6, 1))
+    runs = []
+    for parts in ([(3, 0)], [(1, 0), (3, 1)]):
+        net, sgd = bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=0), bpx.SGD(lr=0.1)
+        for epochs, initial in parts:
+            net.fit(x, t, loss="mse", optimizer=sgd, epochs=epochs, initial_epoch=initial, batch_size=2, seed=5,
+                    verbose=0)
+        runs.append(net.state_dict())
+    for name, value in runs[0].items():
+        np.testing.assert_array_equal(runs[1][name], value, err_msg=name)
+    one_epoch_fewer = bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=0)
+    one_epoch_fewer.fit(x, t, loss="mse", optimizer=bpx.SGD(lr=0.1), epochs=2, batch_size=2, seed=5, verbose=0)
+    assert not np.array_equal(one_epoch_fewer.state_dict()["layers.0.weight"], runs[0]["layers.0.weight"])
+
+
+def test_a_schedule_scales_the_rate_the_optimizer_has_when_fit_starts():
+    net, x, t = small()
+    sgd = bpx.SGD(lr=0.1)
+    sgd.lr = 0.4
+    history = net.fit(x, t, loss="mse", optimizer=sgd, epochs=3, lr_schedule=bpx.StepLR(1, 0.5), verbose=0)
+    assert history["lr"] == [0.4, 0.2, 0.1] and sgd.lr == 0.4
+
+
+def test_a_compiled_jax_fit_with_a_short_last_batch_takes_the_hand_computed_steps():
+    """5 samples in batches of 2 (chunks of full batches, then a batch of 1), E = mean (x·w + b − t)²."""
+    pytest.importorskip("jax")
+    w, b = np.array([[0.5], [-1.0]]), np.array([0.25])
+    x = np.array([[1.0, 2.0], [-1.0, 0.5], [0.0, 1.0], [2.0, -1.0], [0.5, 0.5]])
+    t = np.array([[1.0], [0.0], [-1.0], [2.0], [0.5]])
+    net = bpx.Sequential(bpx.Dense(2, 1, weight=w, bias=b), backend="jax", dtype="float64", seed=0)
+    net.fit(x, t, loss="mse", optimizer=bpx.SGD(lr=0.1), epochs=1, batch_size=2, shuffle=False, verbose=0,
+            compile=True, check_every=3)
+    for lo in (0, 2, 4):
+        xb, tb = x[lo:lo + 2], t[lo:lo + 2]
+        r = xb @ w + b - tb
+        w, b = w - 0.1 * 2 * xb.T @ r / len(xb), b - 0.1 * 2 * r.mean(axis=0)
+    np.testing.assert_allclose(bpx.to_host(net.layers[0].weight.value), w, rtol=1e-12)
+    np.testing.assert_allclose(bpx.to_host(net.layers[0].bias.value), b, rtol=1e-12)
