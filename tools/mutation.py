@@ -218,6 +218,8 @@ EQUIVALENT: dict[str, str] = {
     "bpx/training/loop.py::Trainer.evaluate::const@0:63-0:67": "a default of Trainer.evaluate, whose callers pass "
     "batch_size (which only splits row-wise inference anyway)",
     "bpx/training/loop.py::Trainer._fit::const@2:63-2:64": "a default that both callers (Trainer.fit) override",
+    "bpx/training/loop.py::predict::cmp0@8:29-8:44": "a batch of exactly n rows: one slice of every row, "
+    "joined, is the same array",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }
