@@ -105,3 +105,22 @@ def test_a_compiled_jax_fit_with_a_short_last_batch_takes_the_hand_computed_step
         w, b = w - 0.1 * 2 * xb.T @ r / len(xb), b - 0.1 * 2 * r.mean(axis=0)
     np.testing.assert_allclose(bpx.to_host(net.layers[0].weight.value), w, rtol=1e-12)
     np.testing.assert_allclose(bpx.to_host(net.layers[0].bias.value), b, rtol=1e-12)
+
+
+def test_callbacks_may_monitor_validation_metrics():
+    net, x, t = small()
+    history = net.fit(x, t, loss="mse", optimizer="sgd", epochs=3, verbose=0, validation_data=(x, t),
+                      callbacks=[bpx.EarlyStopping(monitor="val_loss", patience=5)])
+    assert len(history["val_loss"]) == 3
+
+
+def test_an_unseeded_fit_shuffles_by_the_network_seed():
+    """Same weights, different network seeds: the unseeded batch orders (and so the weights) differ."""
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(size=(8, 2)), rng.normal(size=(8, 1))
+    weights = []
+    for seed in (1, 2, 1):
+        net = bpx.Sequential(bpx.Dense(2, 1, weight=[[0.5], [-0.5]], bias=[0.0]), dtype="float64", seed=seed)
+        net.fit(x, t, loss="mse", optimizer=bpx.SGD(lr=0.1), epochs=1, batch_size=2, verbose=0)
+        weights.append(net.layers[0].weight.value.copy())
+    assert not np.array_equal(weights[0], weights[1]) and np.array_equal(weights[0], weights[2])
