@@ -87,7 +87,7 @@ TESTS = ["tests/nn", "tests/optim", "tests/testing", "tests/host/test_init.py", 
 #: Test files that are a module's own although not named after it (module stem → test-file stems).
 OWN_TESTS = {"loop": ("fit", "failure_states"), "step": ("fit", "mixed_precision"), "data": ("fit",),
              "callbacks": ("failure_states",), "guard": ("failure_states",), "contents": ("checkpoint",),
-             "npz": ("checkpoint",), "losses": ("device_targets",), "init": ("init",)}
+             "npz": ("checkpoint",), "losses": ("device_targets",), "parameter": ("mixed_precision",)}
 
 #: Functions whose bodies only format text for people (reports, progress, error hints).
 COSMETIC = {"__repr__", "__str__", "_describe", "_short", "_shape_text", "_shape_hint", "_print_epoch", "_progress",
