@@ -124,3 +124,11 @@ def test_an_unseeded_fit_shuffles_by_the_network_seed():
         net.fit(x, t, loss="mse", optimizer=bpx.SGD(lr=0.1), epochs=1, batch_size=2, verbose=0)
         weights.append(net.layers[0].weight.value.copy())
     assert not np.array_equal(weights[0], weights[1]) and np.array_equal(weights[0], weights[2])
+
+
+def test_evaluate_with_another_loss_reports_that_losss_metrics_not_the_remembered_ones():
+    net = bpx.Sequential(bpx.Dense(2, 2), dtype="float64", seed=0)
+    x, labels = np.eye(2), np.array([0, 1])
+    net.fit(x, labels, loss="ce", optimizer="sgd", verbose=0)
+    assert net.metrics == ["accuracy"] and set(net.evaluate(x, labels)) == {"loss", "accuracy"}
+    assert set(net.evaluate(x, np.eye(2), loss="mse")) == {"loss"}  # squared error: no accuracy unless asked
