@@ -220,8 +220,8 @@ EQUIVALENT: dict[str, str] = {
     "bpx/training/loop.py::Trainer._fit::const@2:63-2:64": "a default that both callers (Trainer.fit) override",
     "bpx/training/loop.py::predict::cmp0@8:29-8:44": "a batch of exactly n rows: one slice of every row, "
     "joined, is the same array",
-    "bpx/training/loop.py::Trainer._epoch::delete@54:16-54:27": "cosmetic: closes the progress bar (display "
-    "only; verbose=0 in every test has none)",
+    "bpx/training/loop.py::Trainer._epoch::delete@54:16-54:27": "cosmetic: closes the progress bar "
+    "(what the terminal shows)",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }
