@@ -26,6 +26,7 @@ def test_the_history_keeps_each_batch_loss_and_the_epoch_loss_is_their_weighted_
     expected = [np.mean((1.0 - t[0:2]) ** 2), np.mean((1.0 - t[2:4]) ** 2), np.mean((1.0 - t[4:5]) ** 2)]
     np.testing.assert_allclose(history.batch_losses, expected, rtol=1e-12)
     np.testing.assert_allclose(history["loss"], [np.mean((1.0 - t) ** 2)], rtol=1e-12)
+    assert history["lr"] == [1e-300] and len(history["time"]) == 1 and 0.0 <= history["time"][0] < 60.0
 
 
 def small():
