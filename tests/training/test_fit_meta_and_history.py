@@ -134,3 +134,23 @@ def test_evaluate_with_another_loss_reports_that_losss_metrics_not_the_remembere
     net.fit(x, labels, loss="ce", optimizer="sgd", verbose=0)
     assert net.metrics == ["accuracy"] and set(net.evaluate(x, labels)) == {"loss", "accuracy"}
     assert set(net.evaluate(x, np.eye(2), loss="mse")) == {"loss"}  # squared error: no accuracy unless asked
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_verbose_0_1_and_2_are_accepted(verbose, capsys):
+    net, x, t = small()
+    net.fit(x, t, loss="mse", optimizer="sgd", epochs=1, verbose=verbose)
+    out = capsys.readouterr()
+    assert ("loss" in out.out + out.err) == (verbose > 0)
+
+
+@pytest.mark.parametrize("check_every", [None, 1, 2])
+def test_training_accuracy_counts_each_sample_once_whatever_the_check_interval(check_every):
+    """Identity weights: the outputs are the inputs, so a sample is right when argmax(x) is its label:
+    samples 0, 1, 3 and 4 of the 5 (hand count), whatever batches are read back together."""
+    x = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0], [1.0, 0.5]])
+    labels = np.array([0, 1, 1, 1, 0])
+    net = bpx.Sequential(bpx.Dense(2, 2, weight=np.eye(2), bias=0.0), dtype="float64", seed=0)
+    history = net.fit(x, labels, loss="ce", optimizer=bpx.SGD(lr=1e-300), epochs=1, batch_size=2, shuffle=False,
+                      check_every=check_every, verbose=0)
+    assert history["accuracy"] == [4 / 5]
