@@ -223,6 +223,7 @@ EQUIVALENT: dict[str, str] = {
     "bpx/training/loop.py::Trainer._epoch::delete@54:16-54:27": "cosmetic: closes the progress bar "
     "(what the terminal shows)",
     "bpx/training/loop.py::Trainer._epoch::delete@34:20-34:33": "cosmetic: advances the progress bar",
+    "bpx/training/loop.py::Trainer._fit::cmp0@29:46-29:58": "cosmetic: whether the Ctrl-C notice is printed",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

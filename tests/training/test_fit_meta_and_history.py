@@ -154,3 +154,11 @@ def test_training_accuracy_counts_each_sample_once_whatever_the_check_interval(c
     history = net.fit(x, labels, loss="ce", optimizer=bpx.SGD(lr=1e-300), epochs=1, batch_size=2, shuffle=False,
                       check_every=check_every, verbose=0)
     assert history["accuracy"] == [4 / 5]
+
+
+def test_evaluate_without_a_loss_reports_the_metrics_fit_reported():
+    net = bpx.Sequential(bpx.Dense(2, 2), dtype="float64", seed=0)
+    x, rows = np.eye(2), np.eye(2)
+    net.fit(x, rows, loss="mse", optimizer="sgd", metrics=["accuracy"], verbose=0)
+    assert set(net.evaluate(x, rows)) == {"loss", "accuracy"}  # mse by default has none: these are fit's
+    assert set(net.evaluate(x, rows, loss="mse")) == {"loss"}
