@@ -162,3 +162,22 @@ def test_evaluate_without_a_loss_reports_the_metrics_fit_reported():
     net.fit(x, rows, loss="mse", optimizer="sgd", metrics=["accuracy"], verbose=0)
     assert set(net.evaluate(x, rows)) == {"loss", "accuracy"}  # mse by default has none: these are fit's
     assert set(net.evaluate(x, rows, loss="mse")) == {"loss"}
+
+
+def test_binary_cross_entropy_training_accuracy_reads_soft_targets_at_one_half():
+    """Identity weights: logits = inputs. Target 0.7 means "yes", 0.2 "no" (decided at 0.5): samples
+    0 and 2 are right in both outputs, sample 1 is wrong in its second (hand count): 2/3."""
+    x = np.array([[1.0, -1.0], [-2.0, 3.0], [0.5, 0.5]])
+    t = np.array([[0.7, 0.2], [0.0, 0.2], [0.9, 0.6]])
+    net = bpx.Sequential(bpx.Dense(2, 2, weight=np.eye(2), bias=0.0), dtype="float64", seed=0)
+    history = net.fit(x, t, loss="bce", optimizer=bpx.SGD(lr=1e-300), epochs=1, batch_size=3, shuffle=False,
+                      verbose=0)
+    assert history["accuracy"] == [2 / 3]
+
+
+def test_fit_keeps_no_gradient_in_the_parameters():
+    net, x, t = small()
+    net.train_step(x, t, "mse", "sgd")
+    assert net.layers[0].weight.grad is not None  # a lone step keeps its gradient
+    net.fit(x, t, loss="mse", optimizer="sgd", verbose=0)
+    assert net.layers[0].weight.grad is None and net.layers[0].bias.grad is None
