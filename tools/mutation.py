@@ -225,6 +225,8 @@ EQUIVALENT: dict[str, str] = {
     "bpx/training/loop.py::Trainer._epoch::delete@34:20-34:33": "cosmetic: advances the progress bar",
     "bpx/training/loop.py::Trainer._fit::cmp0@29:46-29:58": "cosmetic: whether the Ctrl-C notice is printed",
     "bpx/training/loop.py::Trainer._fit::delete@49:24-49:67": "cosmetic: the per-epoch line of progress",
+    "bpx/training/loop.py::Trainer._epoch::const@20:83-20:84": "k = 0 takes the branch that sets k = 1 and the "
+    "same rows (max(k, 1))",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }

@@ -1,5 +1,9 @@
-"""fit and evaluate on PyTorch's meta device (shapes only) say what to do; the history records
-every batch's loss, whose sample-weighted mean is the epoch's loss (counted by hand)."""
+"""The fit loop's contract, counted by hand: the history (every batch loss, their sample-weighted
+mean, lr, time, accuracy whatever the check interval), argument checks (verbose, initial_epoch,
+callbacks), resumed runs and schedules, metrics that evaluate reuses, Ctrl-C in an epoch's last
+batch, a compiled JAX fit with a short last batch, and the meta device."""
+
+import signal
 
 import numpy as np
 import pytest
@@ -181,3 +185,29 @@ def test_fit_keeps_no_gradient_in_the_parameters():
     assert net.layers[0].weight.grad is not None  # a lone step keeps its gradient
     net.fit(x, t, loss="mse", optimizer="sgd", verbose=0)
     assert net.layers[0].weight.grad is None and net.layers[0].bias.grad is None
+
+
+class InterruptAt(bpx.ReLU):
+    """A ReLU that sends SIGINT (Ctrl-C) to this process in its ``at``-th forward pass."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def forward(self, x, ctx):
+        self.calls += 1
+        if self.calls == self.at:
+            signal.raise_signal(signal.SIGINT)
+        return super().forward(x, ctx)
+
+
+def test_ctrl_c_in_the_last_batch_of_an_epoch_completes_that_epoch():
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        net = bpx.Sequential(bpx.Dense(2, 2), InterruptAt(3), bpx.Dense(2, 1), dtype="float64", seed=0)
+        history = net.fit(np.ones((6, 2)), np.ones((6, 1)), loss="mse", optimizer="sgd", epochs=3, batch_size=2,
+                          shuffle=False, verbose=0)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert history.interrupted and not history.partial_epoch
+    assert net.epochs_trained == 1 and len(history.batch_losses) == 3 and net.step_count == 3
