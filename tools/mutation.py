@@ -227,6 +227,8 @@ EQUIVALENT: dict[str, str] = {
     "bpx/training/loop.py::Trainer._fit::delete@49:24-49:67": "cosmetic: the per-epoch line of progress",
     "bpx/training/loop.py::Trainer._epoch::const@20:83-20:84": "k = 0 takes the branch that sets k = 1 and the "
     "same rows (max(k, 1))",
+    **{f"bpx/training/loop.py::predict::const@{at}": "keep=True only retains what a backward pass would need; "
+       "predict returns the outputs alone" for at in ("9:46-9:51", "10:56-10:61")},
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
 }
