@@ -229,6 +229,8 @@ EQUIVALENT: dict[str, str] = {
     "same rows (max(k, 1))",
     **{f"bpx/training/loop.py::predict::const@{at}": "keep=True only retains what a backward pass would need; "
        "predict returns the outputs alone" for at in ("9:46-9:51", "10:56-10:61")},
+    "bpx/training/loop.py::Trainer._evaluate::const@9:69-9:74": "keep=True only retains what a backward pass "
+    "would need; evaluate reads the outputs alone",
     "bpx/training/loop.py::Trainer._fit::const@29:57-29:58": "cosmetic: whether the Ctrl-C notice is printed",
     "bpx/nn/network.py::Network.forward::const@12:54-12:58": "zip strictness: `kept` is built from `buffers` two "
     "lines above",
