@@ -229,6 +229,10 @@ EQUIVALENT: dict[str, str] = {
     "same rows (max(k, 1))",
     **{f"bpx/training/loop.py::predict::const@{at}": "keep=True only retains what a backward pass would need; "
        "predict returns the outputs alone" for at in ("9:46-9:51", "10:56-10:61")},
+    "bpx/training/loop.py::Trainer._epoch::const@57:77-57:81": "zip strictness: one size is appended per read "
+    "loss",
+    "bpx/training/loop.py::Trainer._fit::const@44:83-44:84": "the validation batch size only splits row-wise "
+    "inference",
     "bpx/training/loop.py::Trainer._evaluate::const@9:69-9:74": "keep=True only retains what a backward pass "
     "would need; evaluate reads the outputs alone",
     "bpx/training/loop.py::Trainer._fit::const@29:57-29:58": "cosmetic: whether the Ctrl-C notice is printed",
