@@ -233,6 +233,9 @@ EQUIVALENT: dict[str, str] = {
     "loss",
     "bpx/training/loop.py::Trainer._fit::const@44:83-44:84": "the validation batch size only splits row-wise "
     "inference",
+    "bpx/training/data.py::prepare_data::boolop@13:21-13:82": "`or` also re-checks host data, already checked "
+    "finite on the host, on the device: nothing new is found",
+    "bpx/training/data.py::prepare_data::const@16:62-16:66": "zip strictness: one flag is computed per array",
     "bpx/training/loop.py::Trainer._evaluate::const@9:69-9:74": "keep=True only retains what a backward pass "
     "would need; evaluate reads the outputs alone",
     "bpx/training/loop.py::Trainer._fit::const@29:57-29:58": "cosmetic: whether the Ctrl-C notice is printed",

@@ -211,3 +211,16 @@ def test_ctrl_c_in_the_last_batch_of_an_epoch_completes_that_epoch():
         signal.signal(signal.SIGINT, previous)
     assert history.interrupted and not history.partial_epoch
     assert net.epochs_trained == 1 and len(history.batch_losses) == 3 and net.step_count == 3
+
+
+def test_non_finite_device_data_is_refused_before_training():
+    torch = pytest.importorskip("torch")
+    net = bpx.Sequential(bpx.Dense(2, 1), backend="torch", dtype="float64", seed=0)
+    x, t = torch.ones((3, 2), dtype=torch.float64), torch.ones((3, 1), dtype=torch.float64)
+    bad_x, bad_t = x.clone(), t.clone()
+    bad_x[1, 0], bad_t[2, 0] = float("nan"), float("inf")
+    with pytest.raises(bpx.BpxValueError, match=r"^x holds a non-finite value \(nan\) at index \(1, 0\)"):
+        net.fit(bad_x, t, loss="mse", optimizer="sgd", verbose=0)
+    with pytest.raises(bpx.BpxValueError, match=r"^targets holds a non-finite value \(inf\) at index \(2, 0\)"):
+        net.fit(x, bad_t, loss="mse", optimizer="sgd", verbose=0)
+    assert net.step_count == 0
