@@ -236,6 +236,10 @@ EQUIVALENT: dict[str, str] = {
     "bpx/training/data.py::prepare_data::boolop@13:21-13:82": "`or` also re-checks host data, already checked "
     "finite on the host, on the device: nothing new is found",
     "bpx/training/data.py::prepare_data::const@16:62-16:66": "zip strictness: one flag is computed per array",
+    "bpx/training/metrics.py::accuracy_kind::return@6:8-6:29": "the one caller only compares the result with "
+    "\"multi_label\"",
+    "bpx/training/metrics.py::accuracy_kind::const@5:23-5:24": "1-D targets reach this line only for the "
+    "cross-entropy (the other losses refuse them first), whose accuracy attribute makes it single-label anyway",
     "bpx/training/loop.py::Trainer._evaluate::const@9:69-9:74": "keep=True only retains what a backward pass "
     "would need; evaluate reads the outputs alone",
     "bpx/training/loop.py::Trainer._fit::const@29:57-29:58": "cosmetic: whether the Ctrl-C notice is printed",
