@@ -710,7 +710,9 @@ def main() -> None:
     previous_path = OUT / "results.json"
     previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
     if options.rerun_survivors:
-        mutants = [m for m in mutants if previous.get("mutants", {}).get(m.id, {}).get("outcome") == "survived"]
+        # (a survivor listed in EQUIVALENT keeps its result: summarise marks it equivalent)
+        mutants = [m for m in mutants if previous.get("mutants", {}).get(m.id, {}).get("outcome") == "survived"
+                   and m.id not in EQUIVALENT]
     if options.report:
         summary = previous.get("summary", {})
         summarise(previous.get("mutants", {}), summary.get("seconds", 0), summary.get("mapping_seconds", 0))
