@@ -224,3 +224,11 @@ def test_non_finite_device_data_is_refused_before_training():
     with pytest.raises(bpx.BpxValueError, match=r"^targets holds a non-finite value \(inf\) at index \(2, 0\)"):
         net.fit(x, bad_t, loss="mse", optimizer="sgd", verbose=0)
     assert net.step_count == 0
+
+
+@pytest.mark.parametrize("make", [lambda mode: bpx.EarlyStopping(mode=mode),
+                                  lambda mode: bpx.ModelCheckpoint("best.npz", mode=mode)])
+def test_callbacks_refuse_an_unknown_mode(make):
+    with pytest.raises(bpx.BpxValueError, match="mode"):
+        make("maximum")
+    make("max")
