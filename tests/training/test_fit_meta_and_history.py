@@ -232,3 +232,18 @@ def test_callbacks_refuse_an_unknown_mode(make):
     with pytest.raises(bpx.BpxValueError, match="mode"):
         make("maximum")
     make("max")
+
+
+def test_a_reused_model_checkpoint_tracks_the_best_of_each_fit_afresh(tmp_path):
+    x, t = np.ones((4, 2)), np.zeros((4, 1))
+    checkpoint = bpx.ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_best_only=True)
+    good = bpx.Sequential(bpx.Dense(2, 1, weight=0.0, bias=0.0), dtype="float64", seed=0)
+    good.fit(x, t, loss="mse", optimizer=bpx.SGD(lr=1e-300), epochs=1, callbacks=[checkpoint], verbose=0)
+    assert len(checkpoint.saved) == 1
+    worse = bpx.Sequential(bpx.Dense(2, 1, weight=1.0, bias=1.0), dtype="float64", seed=0)
+    worse.fit(x, t, loss="mse", optimizer=bpx.SGD(lr=1e-300), epochs=1, callbacks=[checkpoint], verbose=0)
+    assert len(checkpoint.saved) == 1  # its first epoch is the best of this fit, though worse than the last fit's
+
+
+def test_early_stopping_waits_3_epochs_by_default():
+    assert bpx.EarlyStopping().patience == 3
