@@ -242,6 +242,8 @@ EQUIVALENT: dict[str, str] = {
     "cross-entropy (the other losses refuse them first), whose accuracy attribute makes it single-label anyway",
     "bpx/training/callbacks.py::_Monitor.__init__::delete@8:8-8:20": "both callbacks reset their (private) "
     "tracker in on_train_begin before it is read",
+    "bpx/training/callbacks.py::_Monitor.reset::const@2:27-2:28": "never read: the first epoch always improves "
+    "on ±inf (fit stops on a non-finite loss first)",
     "bpx/training/callbacks.py::_Monitor.reset::unary@2:26-2:28": "never read: the first epoch always improves "
     "on ±inf (fit stops on a non-finite loss first)",
     "bpx/training/loop.py::Trainer._evaluate::const@9:69-9:74": "keep=True only retains what a backward pass "

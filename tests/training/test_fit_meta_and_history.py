@@ -4,6 +4,7 @@ callbacks), resumed runs and schedules, metrics that evaluate reuses, Ctrl-C in 
 batch, a compiled JAX fit with a short last batch, and the meta device."""
 
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,3 +248,21 @@ def test_a_reused_model_checkpoint_tracks_the_best_of_each_fit_afresh(tmp_path):
 
 def test_early_stopping_waits_3_epochs_by_default():
     assert bpx.EarlyStopping().patience == 3
+
+
+@pytest.mark.parametrize("monitor", ["loss", "accuracy"])
+def test_model_checkpoint_saves_only_strict_improvements_by_default(tmp_path, monitor):
+    """A perfect fit (zero gradient) repeats its loss and accuracy: only the first epoch improves."""
+    x, labels = np.eye(2), np.array([0, 1])
+    net = bpx.Sequential(bpx.Dense(2, 2, weight=np.eye(2) * 50.0, bias=0.0), dtype="float64", seed=0)
+    checkpoint = bpx.ModelCheckpoint(tmp_path / "best-{epoch}.npz", monitor=monitor)
+    history = net.fit(x, labels, loss="ce", optimizer=bpx.SGD(lr=1e-300), epochs=3, callbacks=[checkpoint],
+                      verbose=0)
+    assert history["accuracy"] == [1.0, 1.0, 1.0] and history["loss"][0] == history["loss"][2]
+    assert [Path(p).name for p in checkpoint.saved] == ["best-1.npz"]
+
+
+def test_model_checkpoint_refuses_a_metric_the_fit_does_not_report(tmp_path):
+    net, x, t = small()
+    with pytest.raises(bpx.BpxValueError, match=r"cannot monitor 'val_loss': this fit reports \['loss'\]"):
+        net.fit(x, t, loss="mse", optimizer="sgd", verbose=0, callbacks=[bpx.ModelCheckpoint(tmp_path / "a.npz")])
