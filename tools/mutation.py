@@ -246,6 +246,12 @@ EQUIVALENT: dict[str, str] = {
     "on ±inf (fit stops on a non-finite loss first)",
     "bpx/training/callbacks.py::_Monitor.reset::unary@2:26-2:28": "never read: the first epoch always improves "
     "on ±inf (fit stops on a non-finite loss first)",
+    "bpx/training/callbacks.py::ModelCheckpoint.on_train_begin::const@8:39-8:40": "checks that the folder of the "
+    "first file is writable: epoch 0 or 1 names the same folder",
+    "bpx/training/callbacks.py::ModelCheckpoint.on_train_begin::negate@9:32-9:62": "checkpoint_path only adds the "
+    "suffix: the folder whose writability is checked is the same",
+    "bpx/training/callbacks.py::_check_template::const@10:26-10:27": "any integer shows whether the template "
+    "formats",
     "bpx/training/loop.py::Trainer._evaluate::const@9:69-9:74": "keep=True only retains what a backward pass "
     "would need; evaluate reads the outputs alone",
     "bpx/training/loop.py::Trainer._fit::const@29:57-29:58": "cosmetic: whether the Ctrl-C notice is printed",

@@ -266,3 +266,19 @@ def test_model_checkpoint_refuses_a_metric_the_fit_does_not_report(tmp_path):
     net, x, t = small()
     with pytest.raises(bpx.BpxValueError, match=r"cannot monitor 'val_loss': this fit reports \['loss'\]"):
         net.fit(x, t, loss="mse", optimizer="sgd", verbose=0, callbacks=[bpx.ModelCheckpoint(tmp_path / "a.npz")])
+
+
+def test_improvements_count_only_beyond_min_delta_and_checkpoints_take_any_decrease(tmp_path):
+    """Plain gradient descent on a convex loss: the loss decreases a little every epoch."""
+    x, t = np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1.0], [-1.0]])
+    losses = []
+    for min_delta in (0.0, 10.0):
+        net = bpx.Sequential(bpx.Dense(2, 1, weight=0.0, bias=0.0), dtype="float64", seed=0)
+        stop = bpx.EarlyStopping(monitor="loss", patience=1, min_delta=min_delta, restore_best=False)
+        checkpoint = bpx.ModelCheckpoint(tmp_path / f"{min_delta}-{{epoch}}.npz", monitor="loss")
+        history = net.fit(x, t, loss="mse", optimizer=bpx.SGD(lr=0.01), epochs=4, shuffle=False, verbose=0,
+                          callbacks=[stop, checkpoint])
+        losses.append(history["loss"])
+        assert len(checkpoint.saved) == len(history["loss"])  # every epoch improved the loss
+        assert len(history["loss"]) == (4 if min_delta == 0.0 else 2)  # 10 is more than any decrease here
+    assert losses[0][0] > losses[0][1] > losses[0][2] > losses[0][3]
