@@ -282,3 +282,4 @@ def test_improvements_count_only_beyond_min_delta_and_checkpoints_take_any_decre
         assert len(checkpoint.saved) == len(history["loss"])  # every epoch improved the loss
         assert len(history["loss"]) == (4 if min_delta == 0.0 else 2)  # 10 is more than any decrease here
     assert losses[0][0] > losses[0][1] > losses[0][2] > losses[0][3]
+
