@@ -252,6 +252,10 @@ EQUIVALENT: dict[str, str] = {
     "suffix: the folder whose writability is checked is the same",
     "bpx/training/callbacks.py::_check_template::const@10:26-10:27": "any integer shows whether the template "
     "formats",
+    "bpx/training/guard.py::Snapshot.restore::const@11:74-11:78": "zip strictness: the snapshot took one value "
+    "per step buffer of the same network",
+    "bpx/training/guard.py::Snapshot.restore::const@10:62-10:66": "this branch runs on immutable backends (JAX), "
+    "whose arrays cannot change: a copy or not, the same values",
     "bpx/training/loop.py::Trainer._evaluate::const@9:69-9:74": "keep=True only retains what a backward pass "
     "would need; evaluate reads the outputs alone",
     "bpx/training/loop.py::Trainer._fit::const@29:57-29:58": "cosmetic: whether the Ctrl-C notice is printed",
