@@ -76,7 +76,8 @@ SCOPE: dict[str, set[str] | None] = {
 
 #: The tests that map lines to tests (the compiled, distributed, logger and CLI tests run in
 #: subprocesses or test code outside this scope; they are left out).
-TESTS = ["tests/nn", "tests/optim", "tests/testing", "tests/host/test_init.py", "tests/io/test_checkpoint.py",
+TESTS = ["tests/nn", "tests/optim", "tests/testing", "tests/host/test_init.py", "tests/host/test_init_seeds.py",
+         "tests/io/test_checkpoint.py",
          "tests/io/test_checkpoint_fuzz.py", "tests/io/test_untrusted.py", "tests/io/test_safetensors.py",
          "tests/property", "tests/test_bad_input.py",
          "tests/training/test_fit.py", "tests/training/test_fit_meta_and_history.py", "tests/training/test_metrics.py",
@@ -256,6 +257,9 @@ EQUIVALENT: dict[str, str] = {
     "per step buffer of the same network",
     "bpx/training/guard.py::Snapshot.restore::const@10:62-10:66": "this branch runs on immutable backends (JAX), "
     "whose arrays cannot change: a copy or not, the same values",
+    "bpx/host/init.py::batch_order::const@0:66-0:70": "a default that both callers (the fit loop) override",
+    "bpx/host/init.py::get_initializer::const@14:17-14:18": "2 or 3 arguments: both are fewer than the 4 of a "
+    "fan-aware initialiser, so the callable is adapted either way",
     "bpx/training/loop.py::Trainer._evaluate::const@9:69-9:74": "keep=True only retains what a backward pass "
     "would need; evaluate reads the outputs alone",
     "bpx/training/loop.py::Trainer._fit::const@29:57-29:58": "cosmetic: whether the Ctrl-C notice is printed",
