@@ -170,6 +170,19 @@ def test_big_endian_arrays_from_another_tool_load_with_their_values(tmp_path, dt
         np.testing.assert_array_equal(bpx.to_host(state["velocity"]), velocity[names[p]].astype(dtype))
 
 
+@pytest.mark.parametrize("dtype", [">f8", ">f4", "<f8"])
+def test_the_reader_returns_native_byte_order_arrays_with_the_values_written(tmp_path, dtype):
+    """NpzReader.array's contract: a writable array in the machine's byte order, holding the values
+    written (backends such as PyTorch refuse or misread a byte-swapped buffer)."""
+    from bpx.io.npz import NpzReader
+
+    path, w, *_ = handwritten_checkpoint(tmp_path / "order.npz", dtype)
+    with NpzReader(path) as npz:
+        array = npz.array("layers.0.weight", shape=(3, 2))
+    assert array.dtype.isnative and array.dtype == np.dtype(dtype).newbyteorder("=") and array.flags.writeable
+    np.testing.assert_array_equal(array, w.astype(dtype))
+
+
 @pytest.mark.parametrize("cfg", CASES)
 def test_a_checkpoint_loads_on_every_backend(tmp_path, cfg):
     source = make_rich_net(cfg.dtype)
@@ -585,3 +598,17 @@ def test_missing_file_folder_and_special_file(tmp_path):
     if os.path.exists("/dev/zero"):
         with pytest.raises(CheckpointError, match="not a regular file"):
             load("/dev/zero")
+
+
+def test_load_checkpoint_returns_the_network_alone_unless_asked_for_the_optimizer(tmp_path):
+    from bpx.io import load_checkpoint
+    from bpx.nn.network import Network
+
+    net = bpx.Sequential(bpx.Dense(2, 1), dtype="float64", seed=0)
+    sgd = bpx.SGD(lr=0.1, momentum=0.5)
+    net.train_step(np.ones((2, 2)), np.ones((2, 1)), "mse", sgd)
+    path = save(net, tmp_path / "net", optimizer=sgd)
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded, Network)
+    again, optimizer = load_checkpoint(path, with_optimizer=True)
+    assert isinstance(again, Network) and isinstance(optimizer, bpx.SGD) and optimizer.iterations == 1

@@ -267,3 +267,34 @@ def test_first_layer_skips_the_input_gradient():
     grads = bpx.nn.Gradients(net.store)
     assert net.backward(passed, net.backend.ones((2, 2, 2, 2)), grads, ctx) is None
     assert_close(grads.flat()[-2:], [8.0, 8.0])  # ∂E/∂b = Σ over batch and positions
+
+
+def test_initialisers_receive_the_fans_of_a_non_square_kernel():
+    """fan_in = in_c·kh·kw and fan_out = out_c·kh·kw (see bpx.host.init), for a 2×3 kernel."""
+    seen = []
+
+    def record(rng, shape, fan_in, fan_out):
+        seen.append((shape, fan_in, fan_out))
+        return np.zeros(shape)
+
+    bpx.Sequential(bpx.Conv2D(3, 5, (2, 3), init=record), input_shape=(3, 4, 4), seed=0)
+    assert seen == [((5, 3, 2, 3), 3 * 2 * 3, 5 * 2 * 3)]
+
+
+def test_an_output_of_zero_rows_is_refused():
+    """A 3×3 kernel over a 2×2 input leaves ⌊(2 − 3)/1⌋ + 1 = 0 output rows: an error, not an empty map."""
+    with pytest.raises(ShapeError, match="larger than its padded input"):
+        bpx.Sequential(bpx.Conv2D(1, 1, 3), input_shape=(1, 2, 2))
+    for shape in ((1, 2, 3), (1, 3, 2)):  # zero rows but one column, and the other way round
+        with pytest.raises(ShapeError, match="larger than its padded input"):
+            bpx.Sequential(bpx.Conv2D(1, 1, 3), input_shape=shape)
+    assert bpx.Sequential(bpx.Conv2D(1, 1, 3), input_shape=(1, 3, 3)).output_shape == (1, 1, 1)
+
+
+def test_config_records_exactly_the_non_default_arguments():
+    assert bpx.Conv2D(1, 2, 3).config() == {"in_channels": 1, "out_channels": 2, "kernel_size": 3}
+    full = bpx.Conv2D(1, 2, (3, 2), stride=2, padding=(1, 0), use_bias=False, init="lecun_normal",
+                      train_weight=False).config()
+    assert full == {"in_channels": 1, "out_channels": 2, "kernel_size": [3, 2], "stride": 2, "padding": [1, 0],
+                    "use_bias": False, "init": "lecun_normal", "train_weight": False}
+    assert "init" not in bpx.Conv2D(1, 2, 3, init=lambda rng, shape: np.zeros(shape)).config()

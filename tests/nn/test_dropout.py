@@ -182,3 +182,16 @@ def test_explain_refuses_dropout_and_batch_norm_clearly():
         with pytest.raises(bpx.BpxValueError, match=r"explain supports Dense layers each followed by at most one "
                                                     r"activation; layers\[\d\] \((Dropout|BatchNorm|LayerNorm)\)"):
             bpx.explain(net, [0.05, 0.10], [0.01, 0.99], "half_squared_error", lr=0.5)
+
+
+def test_fold_key_xors_the_31_bit_chunks():
+    """By hand: 3·2³¹ + 1 folds to 1 xor 3 = 2; 2³¹ − 1 is kept; 2⁶² + 2³¹ + 6 folds to
+    6 xor (2³¹ + 1) = 2³¹ + 7, which folds again to 7 xor 1 = 6."""
+    assert fold_key(3 * 2**31 + 1) == 2
+    assert fold_key(2**31 - 1) == 2**31 - 1
+    assert fold_key(2**31) == 1
+    assert fold_key(2**62 + 2**31 + 6) == 6
+
+
+def test_default_rate_is_one_half():
+    assert bpx.Dropout().rate == 0.5

@@ -1,6 +1,8 @@
 """Central-difference gradient checks of every layer and loss, and a 5-layer network, on every
 backend (float64: max relative error below 1e-6)."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -86,3 +88,43 @@ def test_frozen_parameters_are_not_checked():
                          dtype="float64", seed=0)
     names = [c.name for c in bpx.gradcheck(net, x, t, "mse").checks]
     assert names == ["layers.0.weight", "layers.2.bias"]
+
+
+def _slightly_wrong_network(error):
+    """A Tanh whose slope is off by the relative ``error``: the weight gradients before it are too."""
+
+    class SlightlyWrongTanh(bpx.Tanh):
+        def slope(self, saved, xp):
+            return (1.0 + error) * (1.0 - saved * saved)
+
+    return bpx.Sequential(bpx.Dense(3, 4), SlightlyWrongTanh(), bpx.Dense(4, 2), dtype="float64", seed=2)
+
+
+@pytest.mark.parametrize("mode", ["coordinates", "directions"])
+def test_default_tolerance_catches_a_relative_error_of_1e_5(mode):
+    """The default rtol is 1e-6: a gradient wrong by 1e-5 (relative) fails, in both modes; only an
+    rtol above the error lets it pass. (A tolerance loosened 1000x would miss it.)"""
+    x, _, t = data(k=2)
+    result = bpx.gradcheck(_slightly_wrong_network(1e-5), x, t, "half_squared_error", mode=mode)
+    assert result.rtol == 1e-6 and not result.ok, result.report()
+    assert 1e-6 < result.max_rel_error < 1e-3
+    assert bpx.gradcheck(_slightly_wrong_network(1e-5), x, t, "half_squared_error", mode=mode, rtol=1e-3).ok
+    assert bpx.gradcheck(_slightly_wrong_network(0.0), x, t, "half_squared_error", mode=mode).ok
+
+
+def test_directions_are_distinct_random_unit_directions():
+    """Each direction is drawn afresh: the directional derivatives differ, and none exceeds the
+    gradient's norm (unit directions; the gradient of a linear layer under half squared error in
+    closed form: ∂E/∂W = xᵀ(xW + b − t)/n, ∂E/∂b = Σ_rows (xW + b − t)/n)."""
+    x, _, t = data(n=5, d=3, k=2)
+    w, b = np.array([[0.5, -1.0], [0.25, 0.75], [-0.5, 0.1]]), np.array([0.2, -0.3])
+    net = bpx.Sequential(bpx.Dense(3, 2, weight=w, bias=b), dtype="float64", seed=0)
+    r = (x @ w + b - t) / len(x)
+    norm = math.sqrt(float(np.sum((x.T @ r) ** 2) + np.sum(r.sum(axis=0) ** 2)))
+    result = bpx.gradcheck(net, x, t, "half_squared_error", mode="directions", directions=8, seed=3)
+    slopes = [float(c.analytic) for c in result.checks]
+    assert result.ok and len(slopes) == 8
+    assert all(abs(s) <= norm * (1 + 1e-12) for s in slopes)
+    assert len({round(s, 12) for s in slopes}) == 8
+    other = bpx.gradcheck(net, x, t, "half_squared_error", mode="directions", directions=8, seed=4)
+    assert [float(c.analytic) for c in other.checks] != slopes
