@@ -94,7 +94,6 @@ class Network:
         for layer in self.unique_layers:
             layer.build(self.shapes[self._positions[layer]], self.backend)
         self.store = ParameterStore(self.backend, list(names), initial, names)
-        self.store.bind_owner(self)
         #: Mixed precision's dynamic loss scale (``None`` in float32/float64).
         self.loss_scale = LossScale(1.0 if self.backend.dtype_name == "bfloat16" else 2.0**15) \
             if self.backend.mixed else None

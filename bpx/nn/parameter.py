@@ -14,7 +14,6 @@ store rebinds it and derives the views again; gradients are collected and joined
 from __future__ import annotations
 
 import sys
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BpxValueError, NonFiniteError, ShapeError, StateError
@@ -177,7 +176,6 @@ class ParameterStore:
         self._compute_version = -1
         self._write_buffer: Any = None
         self._traced_compute: Any = None
-        self._owner: Any = None
         self._layout()
         self.load_host(host)
         for p in self.params:
@@ -388,10 +386,7 @@ class ParameterStore:
         self.grads = flat
         self.grads_valid = keep
 
-    # ------------------------------------------------------------------ ownership and checks
-    def bind_owner(self, owner: Any) -> None:
-        self._owner = weakref.ref(owner)
-
+    # ------------------------------------------------------------------ checks
     def all_finite(self) -> Any:
         """A 0-d boolean device array: are all values finite? (No host synchronisation.)"""
         xp = self.backend.xp
