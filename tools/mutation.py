@@ -150,8 +150,6 @@ EQUIVALENT: dict[str, str] = {
        "reaches the extra zeros, and backward cuts them off" for where, at in (
            ("forward", "8:43-8:44"), ("forward", "8:55-8:56"), ("backward", "16:53-16:54"),
            ("backward", "16:65-16:66"))},
-    "bpx/nn/network.py::Network.__init__::delete@27:8-27:35": "ParameterStore._owner is written but never read "
-    "(dead state, reported)",
     "bpx/nn/network.py::Network.to::const@13:77-13:81": "zip strictness: the twin's parameters come from clones "
     "that load_state_dict has just matched name by name",
     "bpx/nn/network.py::Network.forward::const@10:90-10:95": "keep=True only retains what a backward pass would "

@@ -114,7 +114,7 @@ class Communicator:
     def broadcast_parameters(self, net: Network) -> None:
         """Give every rank rank 0's parameter values (a guard: seeded initialisation already agrees)."""
         store = net.store
-        host = np.ascontiguousarray(to_host(store.values), dtype=np.float64)
+        host = np.array(to_host(store.values), dtype=np.float64, order="C", copy=True)  # writable: Bcast fills it
         self.comm.Bcast(host, root=0)
         store.replace_values(store.backend.asarray(host, store.backend.master_dtype, copy=True, name="parameters"))
 
