@@ -20,7 +20,7 @@ from typing import Any
 from ..checks import check_bool, check_int
 from ..errors import BpxValueError, ShapeError
 from ..host.init import UserInitializer, get_initializer, zeros
-from .layer import Context, Layer
+from .layer import Context, Layer, frozen_flags
 from .parameter import Gradients, Parameter
 from .windows import (
     from_work,
@@ -167,11 +167,7 @@ class Conv2D(Layer):
             cfg["use_bias"] = False
         if isinstance(self.init, str) and self.init != "he_uniform":
             cfg["init"] = self.init  # a callable initialiser is not recorded: it matters only before training
-        if not self.weight.trainable:
-            cfg["train_weight"] = False
-        if self.bias is not None and not self.bias.trainable:
-            cfg["train_bias"] = False
-        return cfg
+        return cfg | frozen_flags(self.weight, self.bias)
 
     def clone(self) -> Conv2D:
         twin = Conv2D(**self.config())

@@ -7,7 +7,7 @@ from typing import Any
 from ..checks import check_bool, check_int
 from ..errors import BpxValueError, ShapeError
 from ..host.init import UserInitializer, get_initializer, zeros
-from .layer import Context, Layer
+from .layer import Context, Layer, frozen_flags
 from .parameter import Gradients, Parameter
 
 
@@ -74,11 +74,7 @@ class Dense(Layer):
             cfg["init"] = self.init  # a callable initialiser is not recorded: it matters only before training
         if not self.use_bias:
             cfg["use_bias"] = False
-        if not self.weight.trainable:
-            cfg["train_weight"] = False
-        if self.bias is not None and not self.bias.trainable:
-            cfg["train_bias"] = False
-        return cfg
+        return cfg | frozen_flags(self.weight, self.bias)
 
     def clone(self) -> Dense:
         twin = Dense(**self.config())

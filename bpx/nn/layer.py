@@ -126,6 +126,17 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
+def frozen_flags(weight: Parameter, bias: Parameter | None) -> dict[str, bool]:
+    """The configuration entries of a frozen ``weight``/``bias``: ``train_weight``/``train_bias`` =
+    ``False`` for each that is not trainable (nothing for a trainable one or a missing bias)."""
+    flags = {}
+    if not weight.trainable:
+        flags["train_weight"] = False
+    if bias is not None and not bias.trainable:
+        flags["train_bias"] = False
+    return flags
+
+
 def type_name(cls: type[Layer]) -> str:
     """The name under which ``cls`` is registered and written in configurations."""
     if cls.__module__.startswith("bpx.") and "<" not in cls.__qualname__:

@@ -22,7 +22,7 @@ from typing import Any
 from ..checks import check_bool, check_float, check_int
 from ..errors import BpxValueError, ShapeError
 from ..host.init import ones, zeros
-from .layer import Context, Layer
+from .layer import Context, Layer, frozen_flags
 from .parameter import Buffer, Gradients, Parameter
 
 
@@ -44,12 +44,7 @@ class _Affine:
         return [self.weight, self.bias]
 
     def config(self) -> dict[str, Any]:
-        cfg: dict[str, Any] = {"features": self.features, "eps": self.eps}
-        if not self.weight.trainable:
-            cfg["train_weight"] = False
-        if not self.bias.trainable:
-            cfg["train_bias"] = False
-        return cfg
+        return {"features": self.features, "eps": self.eps} | frozen_flags(self.weight, self.bias)
 
 
 class BatchNorm(_Affine, Layer):
