@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     configure_torch(torch)
     sizes, batch = args.sizes, args.batch_sizes[0]
-    n_batches = 2 if args.quick else 10
+    n_batches = 2 if args.quick else 32  # a multiple of the batches fit gathers at once
     results: dict[str, Any] = {}
     for name, make in _optimizers().items():
         log(f"opcount: {name}")

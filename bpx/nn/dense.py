@@ -54,18 +54,34 @@ class Dense(Layer):
         return (self.out_features,)
 
     def forward(self, x: Any, ctx: Context) -> tuple[Any, Any]:
+        joint = self._joint() if ctx.training else None
+        if joint is not None:  # the bias trick in training: [x, 1] @ [W; b], one product for both gradients
+            x = ctx.backend.xp.concat([x, ctx.ones((x.shape[0], 1))], axis=1)
+            return x @ joint, x
         y = x @ self.weight.value
         if self.bias is not None:
             y += self.bias.value
         return y, x
 
+    def _joint(self) -> Any:
+        """``[W; b]`` shaped ``(in + 1, out)`` as one view of the parameter buffer, when the bias is
+        there, trained alike and stored right after ``W`` (else ``None``)."""
+        bias = self.bias
+        if bias is None or bias.trainable != self.weight.trainable:
+            return None
+        return self.weight.joint_value(bias, (self.in_features + 1, self.out_features))
+
     def backward(self, saved: Any, grad_y: Any, grads: Gradients, ctx: Context, need_input_grad: bool) -> Any:
-        x = saved
-        if self.weight.trainable:
-            grads.add_matmul(self.weight, x.T, grad_y)
-        if self.bias is not None and self.bias.trainable:
-            # Σ over the batch as a product with a row of ones: 2-3x faster than xp.sum(axis=0) on NumPy
-            grads.add_matmul(self.bias, ctx.ones((1, grad_y.shape[0])), grad_y)
+        x = saved  # the input, or [input, 1] when the forward used the bias trick
+        if x.shape[1] != self.in_features:
+            if self.weight.trainable:
+                grads.add_matmul_joint(self.weight, self.bias, x.T, grad_y)  # type: ignore[arg-type]
+        else:
+            if self.weight.trainable:
+                grads.add_matmul(self.weight, x.T, grad_y)
+            if self.bias is not None and self.bias.trainable:
+                # Σ over the batch as a product with a row of ones: 2-3x faster than xp.sum(axis=0) on NumPy
+                grads.add_matmul(self.bias, ctx.ones((1, grad_y.shape[0])), grad_y)
         return grad_y @ self.weight.value_t if need_input_grad else None
 
     def config(self) -> dict[str, Any]:

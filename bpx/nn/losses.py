@@ -53,6 +53,17 @@ class Loss:
         array the caller may overwrite. ``ctx`` (optional) supplies the namespace and caches."""
         raise NotImplementedError
 
+    def batch_targets(self, targets: Any, batches: int, backend: Backend, output_shape: tuple[int, ...]) -> list[Any]:
+        """The prepared targets of ``batches`` equal consecutive batches (their rows, stacked) split
+        into one item per batch, as this loss takes them in a training step. ``fit`` gathers several
+        batches at once and calls this once for them, so a loss may convert its targets here at a
+        fraction of the per-step cost (:class:`SoftmaxCrossEntropy` turns labels into
+        :class:`MeanOneHot` rows)."""
+        if batches == 1:
+            return [targets]
+        xp = backend.xp
+        return list(xp.unstack(xp.reshape(targets, (batches, -1, *targets.shape[1:]))))
+
     def prepare_targets(self, targets: Any, backend: Backend, output_shape: tuple[int, ...],
                         name: str = "targets") -> Any:
         """Targets as a float array ``(n, *output_shape)`` on ``backend``'s device."""
@@ -125,6 +136,24 @@ class MeanSquaredError(Loss):
         return xp.sum(d * d) * (1.0 / size), d * (2.0 / size)
 
 
+class MeanOneHot:
+    """Class labels of one batch of ``n`` samples as rows ``(n, k)``: one-hot rows divided by ``n``.
+
+    ``fit`` gives :class:`SoftmaxCrossEntropy` its checked labels in this form (made once for
+    several batches, see :meth:`Loss.batch_targets`): every row sums to 1/n, so the batch mean is a
+    plain sum and the gradient ``softmax(z)/n − rows`` needs no per-row correction.
+    """
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: Any) -> None:
+        self.rows = rows
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.rows.shape)
+
+
 class SoftmaxCrossEntropy(Loss):
     """Cross-entropy of softmax(logits): E = −mean_samples Σ_k t_k log softmax(z)_k.
 
@@ -176,9 +205,27 @@ class SoftmaxCrossEntropy(Loss):
                 raise BpxValueError(f"{self.name}: {name} rows must be non-negative weights (one-hot rows or "
                                     f"probabilities), got the value {low}")
 
+    def batch_targets(self, targets: Any, batches: int, backend: Backend, output_shape: tuple[int, ...]) -> list[Any]:
+        if targets.ndim != 1:
+            return super().batch_targets(targets, batches, backend, output_shape)
+        xp, n = backend.xp, targets.shape[0] // batches
+        rows = one_hot(targets, output_shape[0], backend.master_dtype, xp) * (1.0 / n)
+        per_batch = [rows] if batches == 1 else xp.unstack(xp.reshape(rows, (batches, n, rows.shape[1])))
+        return [MeanOneHot(r) for r in per_batch]
+
     def value_and_grad(self, outputs: Any, targets: Any, ctx: Context | None = None) -> tuple[Any, Any]:
         xp = _xp(outputs, ctx)
         z, n, k = outputs, outputs.shape[0], outputs.shape[1]
+        if isinstance(targets, MeanOneHot):  # 11 operations: fit's steps
+            t = targets.rows
+            s = z - xp.max(z, axis=1, keepdims=True)
+            grad = xp.exp(s)
+            total = xp.sum(grad, axis=1, keepdims=True)
+            value = xp.sum(t * (xp.log(total) - s))
+            total *= float(n)
+            grad /= total
+            grad -= t
+            return value, grad
         s = z - xp.max(z, axis=1, keepdims=True)
         grad = xp.exp(s)  # becomes softmax(z), then the gradient, in place (it is ours)
         total = xp.sum(grad, axis=1, keepdims=True)

@@ -114,6 +114,11 @@ class Parameter:
         self._transposed, self._transposed_version = transposed, self._bound().version
         return transposed
 
+    def joint_value(self, following: Parameter, shape: tuple[int, int]) -> Any:
+        """This parameter's values and those of ``following`` as one array shaped ``shape``, a view
+        of the buffer (see :meth:`ParameterStore.joint_view`); ``None`` when they are not neighbours."""
+        return self._bound().joint_view(self, following, shape)
+
     @property
     def grad(self) -> Any:
         return None if self._store is None else self._store.grad_view(self)
@@ -297,6 +302,23 @@ class ParameterStore:
                 self._views[p] = cached
         return cached
 
+    def joint_view(self, first: Parameter, second: Parameter, shape: tuple[int, int]) -> Any:
+        """The values of ``first`` followed by ``second`` as one array shaped ``shape`` — a view of
+        :meth:`compute_values` (cached per version) — or ``None`` when the two are not neighbours
+        in the buffer. ``Dense`` reads ``W`` ``(in, out)`` and ``b`` ``(out,)`` as one ``(in + 1, out)``
+        matrix this way (see :meth:`Gradients.add_matmul_joint`)."""
+        self.refresh_layout()
+        key = (first, second)
+        cached = self._views.get(key)  # type: ignore[call-overload]
+        if cached is None:
+            start, middle = self.offsets[first]
+            if self.offsets[second][0] != middle:
+                return None
+            cached = self.backend.xp.reshape(self.compute_values()[start:self.offsets[second][1]], shape)
+            if not self.functional:
+                self._views[key] = cached  # type: ignore[index]
+        return cached
+
     def trainable_values(self) -> Any:
         """The trainable part of :attr:`values` (a view on mutable backends)."""
         if self._stale_layout:
@@ -368,6 +390,16 @@ class ParameterStore:
             start, stop = self.offsets[p]
             cached = self._grad_views[key] = self.backend.xp.reshape(self.gradient_buffer()[start:stop],
                                                                     p.shape if shape is None else shape)
+        return cached
+
+    def joint_grad_slot(self, first: Parameter, second: Parameter, shape: tuple[int, int]) -> Any:
+        """The gradient buffer of two neighbouring trainable parameters as one array shaped ``shape``."""
+        key = (first, second, shape)
+        cached = self._grad_views.get(key)  # type: ignore[call-overload]
+        if cached is None:
+            start, stop = self.offsets[first][0], self.offsets[second][1]
+            cached = self._grad_views[key] = self.backend.xp.reshape(  # type: ignore[index]
+                self.gradient_buffer()[start:stop], shape)
         return cached
 
     def grad_view(self, p: Parameter) -> Any:
@@ -445,6 +477,29 @@ class Gradients:
         else:
             self.backend.matmul_into(a, b, slot)
             written.add(p)
+
+    def add_matmul_joint(self, first: Parameter, second: Parameter, a: Any, b: Any) -> None:
+        """∂E/∂first and ∂E/∂second += a @ b, whose rows are those of ``first`` followed by the one of
+        ``second`` (``Dense``: the augmented input's transpose times δ gives ``[∂E/∂W; ∂E/∂b]``). Both
+        must be trainable neighbours (see :meth:`ParameterStore.joint_view`): one product, written
+        straight into the buffer where the backend allows."""
+        if not self.in_place:
+            product = a @ b
+            rows = first.shape[0]
+            self.add(first, product[:rows, ...])
+            self.add(second, self.backend.xp.reshape(product[rows:, ...], second.shape))
+            return
+        shape = (a.shape[0], b.shape[1])
+        slot = self.store._grad_views.get((first, second, shape))  # type: ignore[call-overload]
+        if slot is None:
+            slot = self.store.joint_grad_slot(first, second, shape)
+        written = self._written
+        if first in written:
+            slot += a @ b
+        else:
+            self.backend.matmul_into(a, b, slot)
+            written.add(first)
+            written.add(second)
 
     def add(self, p: Parameter, g: Any) -> None:
         """∂E/∂p += g (``g`` shaped ``p.shape``)."""

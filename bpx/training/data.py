@@ -7,6 +7,7 @@ validates it too) and then address batches by row indices; every form of the tra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from ..errors import BpxValueError, ShapeError
 from ..host.arrays import finite_or_raise, is_host, to_host
 from ..nn.losses import Loss
 from ..nn.network import Network
-from .metrics import accuracy_reference
+from .metrics import accuracy_reference, count_matches
 
 #: ``run_batch(data, idx) -> (loss, correct)``: one training step on the rows ``idx`` of ``data``.
 RunBatch = Callable[["DeviceData", Any], tuple[Any, Any]]
@@ -61,6 +62,50 @@ def prepare_data(net: Network, loss: Loss, x: Any, targets: Any, metrics: list[s
             loss.check_device_targets(td, net.output_shape, f"{prefix}targets")
     reference = accuracy_reference(loss, td, backend.xp) if "accuracy" in metrics else None
     return DeviceData(xd, td, reference)
+
+
+#: ``fit``'s eager loop gathers up to this many batches with one ``take`` per array ...
+CHUNK_BATCHES = 16
+#: ... holding at most about this many bytes of inputs (the chunk stays in the CPU's caches).
+CHUNK_BYTES = 8 * 2**20
+
+
+def chunk_batches(data: DeviceData, batch_size: int) -> int:
+    """How many batches of ``batch_size`` rows of ``data`` :func:`gather_chunk` takes at once."""
+    row_bytes = 4 * max(1, math.prod(data.x.shape[1:]))
+    return max(1, min(CHUNK_BATCHES, CHUNK_BYTES // (row_bytes * batch_size)))
+
+
+@dataclass
+class Chunk:
+    """Consecutive batches gathered at once: per-batch ``inputs`` (views of one gathered array),
+    ``targets`` as the loss takes them (:meth:`Loss.batch_targets`) and the accuracy ``reference``
+    of all their rows (``None`` when accuracy is not measured)."""
+
+    inputs: list[Any]
+    targets: list[Any]
+    reference: Any
+
+    def count_correct(self, predicted: list[Any], xp: Any) -> Any:
+        """Correct predictions (0-d) of the first ``len(predicted)`` batches, given each batch's
+        :func:`~bpx.training.metrics.predictions`."""
+        joined = predicted[0] if len(predicted) == 1 else xp.concat(predicted, axis=0)
+        rows = joined.shape[0]
+        reference = self.reference if rows == self.reference.shape[0] else self.reference[:rows, ...]
+        return count_matches(joined, reference, xp)
+
+
+def gather_chunk(net: Network, loss: Loss, data: DeviceData, idx: Any, batches: int) -> Chunk:
+    """The rows ``idx`` of ``data`` as ``batches`` equal batches: one gather per array for all of
+    them, so the per-batch cost of moving data (and of the loss's target conversion) is a fraction
+    of an operation."""
+    backend = net.backend
+    take, xp = backend.take_rows, backend.xp
+    x, targets = take(data.x, idx), take(data.targets, idx)
+    reference = None if data.reference is None else (
+        targets if data.reference is data.targets else take(data.reference, idx))
+    inputs = [x] if batches == 1 else list(xp.unstack(xp.reshape(x, (batches, -1, *x.shape[1:]))))
+    return Chunk(inputs, loss.batch_targets(targets, batches, backend, net.output_shape), reference)
 
 
 def batch_ranges(n: int, batch_size: int) -> Iterator[tuple[int, int]]:

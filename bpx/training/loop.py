@@ -29,11 +29,11 @@ from ..nn.network import Network
 from ..optim.optimizers import Optimizer, get_optimizer
 from ..optim.schedules import Schedule, get_schedule
 from .callbacks import Callback
-from .data import DeviceData, RunBatch, batch_ranges, prepare_data
+from .data import DeviceData, RunBatch, batch_ranges, chunk_batches, gather_chunk, prepare_data
 from .guard import Snapshot
 from .history import History
 from .interrupt import StopFlag, stop_on_sigint
-from .metrics import correct_count, resolve_metrics
+from .metrics import correct_count, predictions, resolve_metrics
 from .step import train_step
 
 if TYPE_CHECKING:
@@ -125,6 +125,8 @@ class Trainer:
         net.loss, net.metrics = self.loss, list(self.metrics)
         run_batch = self._batch_function(compile)
         self._chunked = compile and net.backend.name == "jax"
+        #: The eager loop on one process gathers several batches at once (see ``_eager_chunk``).
+        self._gather = 0 if compile or self.comm is not None else chunk_batches(train, batch_size)
         if seed is None:  # reproducible by default: derived from the network's seed and progress
             seed = (net.seed * 1_000_003 + net.step_count) % 2**31
         if self.comm is not None:  # identical replicas and batch order on every rank
@@ -175,7 +177,9 @@ class Trainer:
                     cb.on_train_end(self)
         return self.history
 
-    def _batch_function(self, compile: bool) -> RunBatch:
+    def _batch_function(self, compile: bool) -> RunBatch | None:
+        """The step of a compiled or distributed fit; ``None`` for the eager loop on one process
+        (:meth:`_eager_chunk`)."""
         net, loss, optimizer = self.net, self.loss, self.optimizer
         assert optimizer is not None
         if self.comm is not None:
@@ -188,19 +192,9 @@ class Trainer:
             from .compiled import compiled_batch_function
 
             return compiled_batch_function(net, loss, optimizer)
-        take = net.backend.take_rows
+        return None
 
-        def run_batch(data: DeviceData, idx: Any) -> tuple[Any, Any]:
-            targets = take(data.targets, idx)
-            reference = None if data.reference is None else (
-                targets if data.reference is data.targets else take(data.reference, idx))
-            result = train_step(net, take(data.x, idx), targets, loss, optimizer, reference=reference,
-                                keep_gradients=False)
-            return result.loss, result.correct
-
-        return run_batch
-
-    def _epoch(self, data: DeviceData, run_batch: RunBatch, rng: Any, epoch: int, epochs: int, batch_size: int,
+    def _epoch(self, data: DeviceData, run_batch: RunBatch | None, rng: Any, epoch: int, epochs: int, batch_size: int,
                shuffle: bool, check_every: int | None, verbose: int,
                snapshot: Snapshot) -> tuple[dict[str, float], Snapshot]:
         net, optimizer, backend = self.net, self.optimizer, self.net.backend
@@ -219,24 +213,30 @@ class Trainer:
         b = 0
         try:
             while b < n_batches:
-                # a compiled chunk runs every full batch up to the next check point in one call
-                k = min(interval - b % interval, n_full - b) if self._chunked else 1
+                # a chunk is the full batches up to the next check point (a compiled JAX call runs
+                # them all; the eager loop gathers at most self._gather of them at once)
+                k = min(interval - b % interval, n_full - b, self._gather or n_batches) \
+                    if self._chunked or self._gather else 1
                 lo, hi = b * batch_size, min((b + max(k, 1)) * batch_size, n)
-                if k > 1:
-                    idx = backend.xp.reshape(perm[lo:hi], (k, batch_size))
-                    sizes += [batch_size] * k
+                k = max(k, 1)
+                if self._gather:
+                    done, stop = self._eager_chunk(data, perm[lo:hi], k, losses, corrects, bar)
+                    sizes += [(hi - lo) // k] * done
+                    b += done
+                    at_check = b == n_batches or b % interval == 0
                 else:
-                    k, idx = 1, perm[lo:hi]
-                    sizes.append(hi - lo)
-                value, correct = run_batch(data, idx)
-                losses.append(value)
-                if correct is not None:
-                    corrects.append(correct)
-                b += k
-                if bar is not None:
-                    bar.update(k)
-                at_check = b == n_batches or b % interval == 0
-                stop = self._stop_requested(at_check)
+                    idx = backend.xp.reshape(perm[lo:hi], (k, batch_size)) if k > 1 else perm[lo:hi]
+                    sizes += [batch_size] * k if k > 1 else [hi - lo]
+                    assert run_batch is not None
+                    value, correct = run_batch(data, idx)
+                    losses.append(value)
+                    if correct is not None:
+                        corrects.append(correct)
+                    b += k
+                    if bar is not None:
+                        bar.update(k)
+                    at_check = b == n_batches or b % interval == 0
+                    stop = self._stop_requested(at_check)
                 if at_check or stop:
                     start = len(read_losses)
                     read_losses += _read(losses, net.xp)
@@ -261,6 +261,31 @@ class Trainer:
         if data.reference is not None:
             logs["accuracy"] = sum(read_corrects) / done
         return logs, snapshot
+
+    def _eager_chunk(self, data: DeviceData, idx: Any, batches: int, losses: list[Any], corrects: list[Any],
+                     bar: Any) -> tuple[int, bool]:
+        """Train on the rows ``idx`` as ``batches`` equal batches gathered at once (one step each,
+        on this process); a Ctrl-C still takes effect after the current batch. Appends each batch's
+        loss and the chunk's count of correct predictions; returns ``(batches done, stop)``."""
+        net, loss, optimizer, xp = self.net, self.loss, self.optimizer, self.net.xp
+        assert optimizer is not None
+        chunk = gather_chunk(net, loss, data, idx, batches)
+        predicted: list[Any] = []
+        done, stop = 0, False
+        for x, targets in zip(chunk.inputs, chunk.targets, strict=True):
+            result = train_step(net, x, targets, loss, optimizer, keep_gradients=False)
+            losses.append(result.loss)
+            if chunk.reference is not None:
+                predicted.append(predictions(result.outputs, chunk.reference, xp))
+            done += 1
+            if bar is not None:
+                bar.update(1)
+            stop = self._flag.requested
+            if stop:
+                break
+        if predicted:
+            corrects.append(chunk.count_correct(predicted, xp))
+        return done, stop
 
     def _stop_requested(self, at_check: bool) -> bool:
         """Ctrl-C takes effect after the current batch; across MPI ranks at the next check point,

@@ -52,8 +52,19 @@ def accuracy_reference(loss: Loss, targets: Any, xp: Any) -> Any:
     return targets if targets.ndim == 1 else xp.argmax(targets, axis=1)
 
 
+def predictions(outputs: Any, reference: Any, xp: Any) -> Any:
+    """What ``outputs`` ``(n, k)`` predict, in the form of ``reference``: the arg-max classes ``(n,)``
+    (single-label) or the decisions ``outputs > 0`` ``(n, k)`` (multi-label)."""
+    return xp.argmax(outputs, axis=1) if reference.ndim == 1 else outputs > 0
+
+
+def count_matches(predicted: Any, reference: Any, xp: Any) -> Any:
+    """The number of samples whose :func:`predictions` equal ``reference`` (0-d integer array)."""
+    if reference.ndim == 2:
+        return xp.count_nonzero(xp.all(predicted == reference, axis=1))
+    return xp.count_nonzero(predicted == reference)
+
+
 def correct_count(outputs: Any, reference: Any, xp: Any) -> Any:
     """The number of correct predictions among ``outputs`` ``(n, k)`` as a 0-d integer array."""
-    if reference.ndim == 2:
-        return xp.count_nonzero(xp.all((outputs > 0) == reference, axis=1))
-    return xp.count_nonzero(xp.argmax(outputs, axis=1) == reference)
+    return count_matches(predictions(outputs, reference, xp), reference, xp)

@@ -20,6 +20,11 @@ CASES = [
     LayerCase("dense", lambda: bpx.Dense(5, 5), (5,)),
     LayerCase("dense-frozen-bias", lambda: bpx.Dense(5, 5, train_bias=False, bias=0.3), (5,)),
     LayerCase("dense-no-bias", lambda: bpx.Dense(5, 3, use_bias=False), (5,), shareable=False),
+    # [W; b] is read as one view in training when both are trained alike (the bias trick); not when they differ
+    LayerCase("dense-frozen", lambda: bpx.Dense(5, 4, train_weight=False, train_bias=False, bias=0.2), (5,),
+              shareable=False, before=lambda: bpx.Dense(5, 5)),
+    LayerCase("dense-frozen-weight", lambda: bpx.Dense(5, 4, train_weight=False), (5,), shareable=False,
+              before=lambda: bpx.Dense(5, 5)),
     LayerCase("sigmoid", bpx.Sigmoid, (5,)),
     LayerCase("tanh", bpx.Tanh, (5,)),
     LayerCase("relu", bpx.ReLU, (5,)),

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import bpx
+from bpx.nn.losses import MeanOneHot
 from bpx.testing import assert_close, backend_params
 
 torch = pytest.importorskip("torch")
@@ -65,6 +66,34 @@ def test_one_hot_and_soft_targets_match_labels(cfg):
 
 
 @pytest.mark.parametrize("cfg", CASES)
+@pytest.mark.parametrize("batches", [1, 3])
+def test_fits_mean_one_hot_targets_match_torch_per_batch(cfg, batches):
+    """fit converts the labels of several batches at once (batch_targets) and steps through the
+    11-operation MeanOneHot path: each batch's value and gradient are F.cross_entropy's."""
+    backend = cfg.backend()
+    rng = np.random.default_rng(4)
+    z, labels = rng.normal(scale=3.0, size=(batches * 4, 5)), rng.integers(0, 5, size=batches * 4)
+    loss = bpx.SoftmaxCrossEntropy()
+    per_batch = loss.batch_targets(loss.prepare_targets(labels, backend, (5,)), batches, backend, (5,))
+    assert len(per_batch) == batches
+    for i, targets in enumerate(per_batch):
+        assert isinstance(targets, MeanOneHot) and targets.shape == (4, 5)
+        rows = slice(4 * i, 4 * i + 4)
+        value, grad = loss.value_and_grad(backend.asarray(z[rows]), targets)
+        ref_value, ref_grad = reference("softmax_cross_entropy", z[rows], labels[rows])
+        assert_close(value, ref_value, dtype=cfg.dtype)
+        assert_close(grad, ref_grad, dtype=cfg.dtype)
+
+
+@pytest.mark.parametrize("cfg", CASES)
+def test_other_losses_split_their_targets_by_batch(cfg):
+    backend = cfg.backend()
+    t = np.arange(12.0).reshape(6, 2)
+    parts = bpx.MeanSquaredError().batch_targets(backend.asarray(t), 3, backend, (2,))
+    assert [bpx.to_host(p).tolist() for p in parts] == [t[0:2].tolist(), t[2:4].tolist(), t[4:6].tolist()]
+
+
+@pytest.mark.parametrize("cfg", CASES)
 def test_extreme_logits_are_stable(cfg):
     backend = cfg.backend()
     z = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 1000.0, 500.0]])
@@ -73,6 +102,10 @@ def test_extreme_logits_are_stable(cfg):
         ce = bpx.SoftmaxCrossEntropy()
         value, grad = ce.value_and_grad(backend.asarray(z), ce.prepare_targets([1, 1], backend, (3,)))
         assert_close(value, 1000.0, dtype=cfg.dtype)  # sample 0: 2000/2; sample 1: 0
+        assert np.all(np.isfinite(bpx.to_host(grad)))
+        [targets] = ce.batch_targets(ce.prepare_targets([1, 1], backend, (3,)), 1, backend, (3,))
+        value, grad = ce.value_and_grad(backend.asarray(z), targets)  # fit's path
+        assert_close(value, 1000.0, dtype=cfg.dtype)
         assert np.all(np.isfinite(bpx.to_host(grad)))
         bce = bpx.BinaryCrossEntropy()
         value, grad = bce.value_and_grad(backend.asarray(z), bce.prepare_targets(np.ones((2, 3)), backend, (3,)))

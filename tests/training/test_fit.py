@@ -73,6 +73,34 @@ def test_training_accuracy_is_an_honest_count(mini):
     assert hist["loss"][0] == pytest.approx(numpy_cross_entropy(z, y[:1000]), rel=1e-5)
 
 
+def test_a_ctrl_c_inside_a_gathered_chunk_counts_only_the_batches_done(mini, monkeypatch):
+    """fit gathers up to 16 batches at once; a real SIGINT during the third one stops after it,
+    and the partial epoch's accuracy and loss are hand counts over exactly those 3 batches."""
+    import os
+    import signal
+
+    import bpx.training.loop as loop
+
+    x, y, *_ = mini
+    net = mlp()
+    z = numpy_logits(net, x[:192])
+    steps = []
+    real_step = loop.train_step
+
+    def step(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", step)
+    hist = net.fit(x[:1000], y[:1000], loss="ce", optimizer=bpx.SGD(lr=1e-30), batch_size=64, shuffle=False,
+                   verbose=0)
+    assert hist.interrupted and hist.partial_epoch and len(steps) == 3
+    assert hist["accuracy"][0] == np.count_nonzero(z.argmax(axis=1) == y[:192]) / 192
+    assert hist["loss"][0] == pytest.approx(numpy_cross_entropy(z, y[:192]), rel=1e-5)
+
+
 def test_epoch_loss_is_the_sample_weighted_mean_of_batch_losses(mini):
     x, y, *_ = mini
     net = mlp()
@@ -166,8 +194,9 @@ def test_fit_reads_back_once_per_epoch_and_never_syncs_per_batch(monkeypatch, mi
     hist = net.fit(x[:640], y[:640], loss="softmax_cross_entropy", optimizer=bpx.Adam(), epochs=2, batch_size=64,
                    validation_data=(xt[:100], yt[:100]), seed=0, verbose=0)
     assert hist.epochs == 2
-    # per epoch: 10 losses, 10 correct counts, the parameters-finite flag, then validation (loss, correct)
-    assert reads == [10, 10, 1, 2, 10, 10, 1, 2]
+    # per epoch: 10 losses, the correct count of the 10 batches gathered together, the
+    # parameters-finite flag, then validation (loss, correct)
+    assert reads == [10, 1, 1, 2, 10, 1, 1, 2]
     assert all(p.value.device.type == "meta" for p in net.parameters())
 
 
@@ -179,7 +208,7 @@ def test_check_every_reads_at_the_interval(monkeypatch, mini):
     monkeypatch.setattr(loop, "_read", lambda arrays, xp: calls.append(len(arrays)) or real(arrays, xp))
     x, y, *_ = mini
     mlp().fit(x[:640], y[:640], loss="ce", optimizer="sgd", epochs=1, batch_size=64, check_every=4, verbose=0)
-    assert calls == [4, 4, 1, 4, 4, 1, 2, 2, 1]
+    assert calls == [4, 1, 1, 4, 1, 1, 2, 1, 1]  # losses, the chunk's correct count, the finite flag
 
 
 def test_same_seed_same_batches_and_an_unseeded_fit_is_reproducible(mini):
