@@ -218,7 +218,7 @@ class SoftmaxCrossEntropy(Loss):
         z, n, k = outputs, outputs.shape[0], outputs.shape[1]
         if isinstance(targets, MeanOneHot):  # 11 operations: fit's steps
             t = targets.rows
-            s = z - xp.max(z, axis=1, keepdims=True)
+            s = _max_shifted(z, xp)
             grad = xp.exp(s)
             total = xp.sum(grad, axis=1, keepdims=True)
             value = xp.sum(t * (xp.log(total) - s))
@@ -226,7 +226,7 @@ class SoftmaxCrossEntropy(Loss):
             grad /= total
             grad -= t
             return value, grad
-        s = z - xp.max(z, axis=1, keepdims=True)
+        s = _max_shifted(z, xp)
         grad = xp.exp(s)  # becomes softmax(z), then the gradient, in place (it is ours)
         total = xp.sum(grad, axis=1, keepdims=True)
         grad /= total
@@ -239,6 +239,11 @@ class SoftmaxCrossEntropy(Loss):
         grad -= t
         grad *= 1.0 / n
         return value, grad
+
+
+def _max_shifted(z: Any, xp: Any) -> Any:
+    """``z`` minus its row maxima: the exponents of a stable softmax are then ≤ 0."""
+    return z - xp.max(z, axis=1, keepdims=True)
 
 
 def _classes(k: int, labels: Any, xp: Any, ctx: Context | None) -> Any:
