@@ -22,3 +22,23 @@ def test_config_records_exactly_the_non_default_arguments():
         "in_features": 3, "out_features": 2, "init": "he_normal", "use_bias": False, "train_weight": False}
     assert bpx.Dense(3, 2, train_bias=False).config() == {"in_features": 3, "out_features": 2, "train_bias": False}
     assert bpx.Dense(3, 2, init=lambda rng, shape: np.zeros(shape)).config() == {"in_features": 3, "out_features": 2}
+
+
+def test_training_uses_the_bias_trick_and_inference_does_not():
+    """In training [x, 1] @ [W; b] (one product forward, one for both gradients, written into one
+    view of the gradient buffer); in inference x @ W + b."""
+    import numpy as np
+
+    from bpx.nn.layer import Context
+
+    net = bpx.Sequential(bpx.Dense(3, 2, weight=np.arange(6.0).reshape(3, 2), bias=[1.0, -1.0]), dtype="float64")
+    dense, x = net.layers[0], net.prepare_inputs([[1.0, 2.0, 3.0]])
+    joint = dense._joint()
+    assert joint.shape == (4, 2) and np.shares_memory(joint, net.store.values)
+    assert bpx.to_host(joint).tolist() == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [1.0, -1.0]]
+    y, saved = dense.forward(x, Context(net.backend, training=True))
+    assert bpx.to_host(saved).tolist() == [[1.0, 2.0, 3.0, 1.0]] and bpx.to_host(y).tolist() == [[17.0, 21.0]]
+    y, saved = dense.forward(x, Context(net.backend, training=False))
+    assert saved.shape == (1, 3) and bpx.to_host(y).tolist() == [[17.0, 21.0]]
+    dense.bias.trainable = False  # trained differently: no joint view
+    assert dense._joint() is None

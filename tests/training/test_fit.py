@@ -280,3 +280,17 @@ def test_mismatched_sample_counts_and_bad_labels(mini):
         mlp().fit(x[:10], y[:9], loss="ce", optimizer="sgd", verbose=0)
     with pytest.raises(bpx.BpxValueError, match=r"validation targets: class label 10 is outside"):
         mlp().fit(x[:10], y[:10], loss="ce", optimizer="sgd", verbose=0, validation_data=(x[:2], [0, 10]))
+
+
+def test_fit_gathers_up_to_16_batches_of_at_most_about_8_mib():
+    from bpx.training.data import DeviceData, chunk_batches
+
+    def rows(*shape):
+        return DeviceData(np.zeros((1, *shape), np.float32), None, None)
+
+    assert chunk_batches(rows(784), 128) == 16  # 16 × 128 × 784 × 4 bytes = 6.4 MB
+    assert chunk_batches(rows(784), 1024) == 2  # 8 MiB / (1024 × 3136 bytes) = 2.6
+    assert chunk_batches(rows(784), 340) == 7  # 8 MiB / (340 × 3136 bytes) = 7.9
+    assert chunk_batches(rows(3, 32, 32), 512) == 1
+    assert chunk_batches(rows(1, 28, 28), 2048) == 1  # one batch over the limit still goes alone
+    assert chunk_batches(rows(2), 1) == 16
