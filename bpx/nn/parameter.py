@@ -471,12 +471,7 @@ class Gradients:
         slot = self.store._grad_views.get(key)
         if slot is None:
             slot = self.store.grad_slot(p, None if key is p else shape)
-        written = self._written
-        if p in written:
-            slot += a @ b
-        else:
-            self.backend.matmul_into(a, b, slot)
-            written.add(p)
+        self._write_product(slot, a, b, (p,))
 
     def add_matmul_joint(self, first: Parameter, second: Parameter, a: Any, b: Any) -> None:
         """∂E/∂first and ∂E/∂second += a @ b, whose rows are those of ``first`` followed by the one of
@@ -493,13 +488,16 @@ class Gradients:
         slot = self.store._grad_views.get((first, second, shape))  # type: ignore[call-overload]
         if slot is None:
             slot = self.store.joint_grad_slot(first, second, shape)
-        written = self._written
-        if first in written:
+        self._write_product(slot, a, b, (first, second))
+
+    def _write_product(self, slot: Any, a: Any, b: Any, params: tuple[Parameter, ...]) -> None:
+        """``slot = a @ b`` (with ``out=`` where the backend allows) for the first contribution to
+        ``params``; ``slot += a @ b`` for a later one (a shared layer)."""
+        if params[0] in self._written:
             slot += a @ b
         else:
             self.backend.matmul_into(a, b, slot)
-            written.add(first)
-            written.add(second)
+            self._written.update(params)
 
     def add(self, p: Parameter, g: Any) -> None:
         """∂E/∂p += g (``g`` shaped ``p.shape``)."""

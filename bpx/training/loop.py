@@ -215,10 +215,10 @@ class Trainer:
             while b < n_batches:
                 # a chunk is the full batches up to the next check point (a compiled JAX call runs
                 # them all; the eager loop gathers at most self._gather of them at once)
-                k = min(interval - b % interval, n_full - b, self._gather or n_batches) \
-                    if self._chunked or self._gather else 1
-                lo, hi = b * batch_size, min((b + max(k, 1)) * batch_size, n)
-                k = max(k, 1)
+                k = 1  # the last, partial batch always goes alone
+                if self._chunked or self._gather:
+                    k = max(1, min(interval - b % interval, n_full - b, self._gather or n_batches))
+                lo, hi = b * batch_size, min((b + k) * batch_size, n)
                 if self._gather:
                     done, stop = self._eager_chunk(data, perm[lo:hi], k, losses, corrects, bar)
                     sizes += [(hi - lo) // k] * done
