@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from .data import DeviceData, RunBatch
 
 
+ABORT_OUTPUT_GRACE_S = 0.5  # once per failed job: time for the launcher to forward the message
+
+
 def mpi() -> Any:
     """The ``mpi4py.MPI`` module, or an ImportError saying how to install it."""
     try:
@@ -81,6 +84,9 @@ class Communicator:
         """Print ``message`` once (from this rank) and end every rank of the job."""
         print(f"bpx rank {self.rank}/{self.size}: {message}", file=sys.stderr, flush=True)
         sys.stdout.flush()
+        # The process manager forwards our output through a pipe; MPI_Abort can reach it first, and
+        # then it kills every rank with the message still unread (seen under load with MPICH's Hydra).
+        time.sleep(ABORT_OUTPUT_GRACE_S)
         self.comm.Abort(code)
         os._exit(code)  # MPI_Abort may return before the process manager ends this process
 
