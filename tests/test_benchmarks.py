@@ -207,16 +207,17 @@ def test_markdown_table():
     assert lines[3] == "| bb   |  22.5 |"
 
 
-def test_fit_step_dispatches_at_most_40_operations_and_the_update_does_not_grow_with_depth():
-    """Issue 13's budget, counted with PyTorch's dispatch mode (the count does not depend on the
-    layer widths, so a narrow 784-…-10 stand-in keeps this fast): SGD momentum's fit step of the
-    3-layer ReLU MLP and its update, for 2 to 9 Dense layers."""
+def test_fit_step_dispatches_at_most_36_operations_and_the_update_does_not_grow_with_depth():
+    """Issue 13's budget (at most 40), held at today's 35, counted with PyTorch's dispatch mode (the
+    count does not depend on the layer widths, so a narrow 784-…-10 stand-in keeps this fast):
+    SGD momentum's fit step of the 3-layer ReLU MLP and its update, for 2 to 9 Dense layers."""
     pytest.importorskip("torch")
     from benchmarks.cases import opcount
 
     sgd = opcount._optimizers()["SGD momentum 0.9"]
     fit = opcount.count_fit([784, 16, 16, 10], 32, sgd, 32)
-    assert fit["total"] <= 40, fit["by_op"]
+    assert fit["total"] <= 36, fit["by_op"]
     assert fit["by_op"]["mm"] == 8  # 3 forward, 3 for the [W; b] gradients, 2 for the layers' inputs
+    assert fit["by_op"]["threshold_backward"] == 2  # each ReLU's backward in one fused operation
     updates = {opcount.count_update(h, sgd, 8)["total"] for h in (1, 2, 4, 8)}
     assert updates == {4}

@@ -81,6 +81,9 @@ class ReLU(Activation):
     def slope(self, saved: Any, xp: Any) -> Any:
         return xp.astype(saved > 0, saved.dtype)
 
+    def backward(self, saved: Any, grad_y: Any, grads: Gradients, ctx: Context, need_input_grad: bool) -> Any:
+        return ctx.backend.relu_backward(grad_y, saved) if need_input_grad else None  # grad_y is ours
+
 
 class LeakyReLU(Activation):
     """x for x > 0, ``negative_slope``·x otherwise (0 ≤ negative_slope ≤ 1, so that it is

@@ -54,7 +54,7 @@ class Dense(Layer):
         return (self.out_features,)
 
     def forward(self, x: Any, ctx: Context) -> tuple[Any, Any]:
-        joint = self._joint() if ctx.training else None
+        joint = self._joint() if ctx.training and ctx.backend.fold_bias else None
         if joint is not None:  # the bias trick in training: [x, 1] @ [W; b], one product for both gradients
             x = ctx.backend.xp.concat([x, ctx.ones((x.shape[0], 1))], axis=1)
             return x @ joint, x

@@ -9,6 +9,7 @@ import pytest
 import bpx
 from bpx.backend import NAMES, cuda_device_count
 from bpx.errors import BackendError
+from bpx.testing import backend_params
 
 
 def test_default_is_numpy_float32(monkeypatch):
@@ -107,3 +108,26 @@ def test_to_host_from_every_backend():
             continue
         host = bpx.to_host(backend.asarray([[1.5, 2.5]]))
         assert isinstance(host, np.ndarray) and host.tolist() == [[1.5, 2.5]]
+
+
+@pytest.mark.parametrize("cfg", backend_params())
+def test_relu_backward_is_the_gradient_times_the_positive_mask(cfg):
+    """Each library's fast path (PyTorch's threshold_backward, NumPy's boolean factor, the standard
+    compare-cast-multiply elsewhere) against the mask computed on the host, with zeros of both
+    signs and the smallest normal positive value (XLA on the CPU flushes subnormals to zero)."""
+    backend = cfg.backend()
+    rng = np.random.default_rng(3)
+    tiny = np.finfo(cfg.dtype).tiny
+    output = np.maximum(rng.normal(size=(7, 5)), 0.0).astype(cfg.dtype)
+    output[0, :4] = [0.0, -0.0, tiny, 1.0]
+    grad = rng.normal(size=(7, 5)).astype(cfg.dtype)
+    expected = grad * (output > 0)
+    got = backend.relu_backward(backend.asarray(grad), backend.asarray(output))
+    assert bpx.to_host(got).tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("cfg", backend_params(dtypes=("float32",)))
+def test_only_numpy_does_not_fold_the_bias(cfg):
+    """The bias trick saves operations where each is a kernel launch; on NumPy it costs more than it saves."""
+    backend = cfg.backend()
+    assert backend.fold_bias == (backend.name != "numpy")

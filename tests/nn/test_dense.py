@@ -24,9 +24,12 @@ def test_config_records_exactly_the_non_default_arguments():
     assert bpx.Dense(3, 2, init=lambda rng, shape: np.zeros(shape)).config() == {"in_features": 3, "out_features": 2}
 
 
-def test_training_uses_the_bias_trick_and_inference_does_not():
-    """In training [x, 1] @ [W; b] (one product forward, one for both gradients, written into one
-    view of the gradient buffer); in inference x @ W + b."""
+def test_training_uses_the_bias_trick_where_the_backend_folds_and_inference_does_not():
+    """In training on a folding backend [x, 1] @ [W; b] (one product forward, one for both
+    gradients, written into one view of the gradient buffer); in inference, and in training on
+    NumPy (which does not fold), x @ W + b."""
+    import dataclasses
+
     import numpy as np
 
     from bpx.nn.layer import Context
@@ -36,9 +39,12 @@ def test_training_uses_the_bias_trick_and_inference_does_not():
     joint = dense._joint()
     assert joint.shape == (4, 2) and np.shares_memory(joint, net.store.values)
     assert bpx.to_host(joint).tolist() == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [1.0, -1.0]]
-    y, saved = dense.forward(x, Context(net.backend, training=True))
+    folding = dataclasses.replace(net.backend, fold_bias=True)
+    y, saved = dense.forward(x, Context(folding, training=True))
     assert bpx.to_host(saved).tolist() == [[1.0, 2.0, 3.0, 1.0]] and bpx.to_host(y).tolist() == [[17.0, 21.0]]
-    y, saved = dense.forward(x, Context(net.backend, training=False))
-    assert saved.shape == (1, 3) and bpx.to_host(y).tolist() == [[17.0, 21.0]]
+    for training in (False, True):  # NumPy: the plain product in training too
+        y, saved = dense.forward(x, Context(net.backend, training=training))
+        assert saved.shape == (1, 3) and bpx.to_host(y).tolist() == [[17.0, 21.0]]
+
     dense.bias.trainable = False  # trained differently: no joint view
     assert dense._joint() is None
