@@ -72,12 +72,14 @@ SCOPE: dict[str, set[str] | None] = {
     "bpx/io/npz.py": {"NpzReader"},
     "bpx/io/safetensors.py": {"SafetensorsReader", "is_safetensors", "load_safetensors", "_metadata"},
     "bpx/testing/gradcheck.py": None,
+    # the backend's fast paths, each held to its standard spelling by tests/backend
+    "bpx/backend/core.py": {"take_rows", "matmul_into", "relu_backward", "_relu_backward", "from_host"},
 }
 
 #: The tests that map lines to tests (the compiled, distributed, logger and CLI tests run in
 #: subprocesses or test code outside this scope; they are left out).
-TESTS = ["tests/nn", "tests/optim", "tests/testing", "tests/host/test_init.py", "tests/host/test_init_seeds.py",
-         "tests/io/test_checkpoint.py",
+TESTS = ["tests/backend", "tests/nn", "tests/optim", "tests/testing", "tests/host/test_init.py",
+         "tests/host/test_init_seeds.py", "tests/io/test_checkpoint.py",
          "tests/io/test_checkpoint_fuzz.py", "tests/io/test_untrusted.py", "tests/io/test_safetensors.py",
          "tests/io/test_reader_bounds.py",
          "tests/property", "tests/test_bad_input.py",
@@ -92,7 +94,8 @@ OWN_TESTS = {"loop": ("fit", "failure_states"), "step": ("fit", "mixed_precision
              "callbacks": ("failure_states",), "guard": ("failure_states",),
              "contents": ("reader_bounds", "checkpoint"), "npz": ("reader_bounds", "checkpoint"),
              "safetensors": ("reader_bounds",), "untrusted": ("reader_bounds",),
-             "checkpoint": ("reader_bounds",), "losses": ("device_targets",), "parameter": ("mixed_precision",)}
+             "checkpoint": ("reader_bounds",), "losses": ("device_targets",), "parameter": ("mixed_precision",),
+             "core": ("backend",)}
 
 #: Functions whose bodies only format text for people (reports, progress, error hints).
 COSMETIC = {"__repr__", "__str__", "_describe", "_short", "_shape_text", "_shape_hint", "_print_epoch", "_progress",
@@ -238,7 +241,19 @@ EQUIVALENT: dict[str, str] = {
     "inference",
     "bpx/training/data.py::prepare_data::boolop@13:21-13:82": "`or` also re-checks host data, already checked "
     "finite on the host, on the device: nothing new is found",
-    "bpx/training/data.py::prepare_data::const@16:62-16:66": "zip strictness: one flag is computed per array",
+    "bpx/training/data.py::prepare_data::const@19:62-19:66": "zip strictness: one flag is computed per array",
+    "bpx/training/data.py::chunk_batches::const@2:24-2:25": "an input row has at least one value (layers reject "
+    "empty shapes), so the guard against a zero row size never acts",
+    **{key: "a shortcut for one batch: reshaping to a single batch and unstacking it, or joining one array, gives "
+       "the same item" for key in (
+           "bpx/nn/losses.py::Loss.batch_targets::const@6:22-6:23",
+           "bpx/nn/losses.py::SoftmaxCrossEntropy.batch_targets::const@5:41-5:42",
+           "bpx/training/data.py::gather_chunk::const@9:31-9:32",
+           "bpx/training/data.py::Chunk.count_correct::const@3:51-3:52")},
+    "bpx/nn/activations.py::sigmoid::const@5:22-5:25": "m cancels out of e^m / (e^m + e^(m − x)); m = min(x, 1) "
+    "keeps both exponents ≤ 1 (no overflow either): the same σ to rounding",
+    "bpx/backend/core.py::_relu_backward::return@7:8-7:72": "on NumPy the standard spelling gives the same "
+    "values, in place as well: the boolean factor only saves the cast (speed)",
     "bpx/training/metrics.py::accuracy_kind::return@6:8-6:29": "the one caller only compares the result with "
     "\"multi_label\"",
     "bpx/training/metrics.py::accuracy_kind::const@5:23-5:24": "1-D targets reach this line only for the "

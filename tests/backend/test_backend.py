@@ -131,3 +131,24 @@ def test_only_numpy_does_not_fold_the_bias(cfg):
     """The bias trick saves operations where each is a kernel launch; on NumPy it costs more than it saves."""
     backend = cfg.backend()
     assert backend.fold_bias == (backend.name != "numpy")
+
+
+def test_relu_backward_is_one_operation_on_torch():
+    """PyTorch's fast path is its fused kernel (the standard spelling would be 3 dispatches)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    backend = bpx.get_backend("torch")
+    grad, output = torch.ones(3, 4), torch.relu(torch.randn(3, 4))
+    with Count() as count:
+        backend.relu_backward(grad, output)
+    assert count.ops == ["threshold_backward.default"]

@@ -292,5 +292,5 @@ def test_fit_gathers_up_to_16_batches_of_at_most_about_8_mib():
     assert chunk_batches(rows(784), 1024) == 2  # 8 MiB / (1024 × 3136 bytes) = 2.6
     assert chunk_batches(rows(784), 340) == 7  # 8 MiB / (340 × 3136 bytes) = 7.9
     assert chunk_batches(rows(3, 32, 32), 512) == 1
-    assert chunk_batches(rows(1, 28, 28), 2048) == 1  # one batch over the limit still goes alone
+    assert chunk_batches(rows(1, 28, 28), 4096) == 1  # one batch over the limit (12.8 MB) still goes alone
     assert chunk_batches(rows(2), 1) == 16
