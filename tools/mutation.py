@@ -119,8 +119,8 @@ CURATED: list[tuple[str, str, str, str]] = [
     ("bpx/training/callbacks.py", "early-stopping-patience-off-by-one",
      "elif epoch - self._tracker.best_epoch >= self.patience:",
      "elif epoch - self._tracker.best_epoch > self.patience:"),
-    ("bpx/training/loop.py", "training-accuracy-against-unpermuted-labels",
-     "(\n                targets if data.reference is data.targets else take(data.reference, idx))",
+    ("bpx/training/data.py", "training-accuracy-against-unpermuted-labels",
+     "(\n        targets if data.reference is data.targets else take(data.reference, idx))",
      "data.reference[:idx.shape[0]]"),
     ("bpx/training/metrics.py", "binary-cross-entropy-accuracy-by-argmax",
      'if loss.accuracy == "multi_label":\n        return "multi_label"',
@@ -773,6 +773,13 @@ def main() -> None:
         mutants = [m for m in mutants if any(m.id.startswith(p) for p in options.id)]
     previous_path = OUT / "results.json"
     previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
+    if previous:  # results of mutants the code no longer has (it changed since) are dropped
+        current = {m.id for m in generate(list(SCOPE))}
+        stale = [k for k in previous.get("mutants", {}) if k not in current]
+        for k in stale:
+            del previous["mutants"][k]
+        if stale:
+            print(f"dropped {len(stale)} results of mutants the code no longer has", flush=True)
     if options.rerun_survivors:
         # (a survivor listed in EQUIVALENT keeps its result: summarise marks it equivalent)
         mutants = [m for m in mutants if previous.get("mutants", {}).get(m.id, {}).get("outcome") == "survived"
