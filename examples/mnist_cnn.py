@@ -7,7 +7,7 @@ cosine learning-rate schedule, batch 64, float32.
 Images are read as (n, 28, 28) (``flatten=False``) and given their channel axis: (n, 1, 28, 28).
 
 Measured (numpy, float32, the defaults, 2-core CPU): with one BLAS thread (OPENBLAS_NUM_THREADS=1)
-99.10 % test accuracy after 4 epochs, 87 s; with two, 99.17 % (the products add their terms in
+99.10 % test accuracy after 4 epochs, 77 s; with two, 99.17 % (the products add their terms in
 another order).
 """
 

@@ -5,8 +5,8 @@ input, softmax cross-entropy, SGD with momentum 0.9 and a cosine learning-rate s
     python examples/mnist_regularised.py --data-dir ../shared/datasets/mnist [--epochs 20] [--backend torch]
 
 Measured (numpy, float32, the defaults, one BLAS thread: OPENBLAS_NUM_THREADS=1, 2-core CPU):
-98.67 % test accuracy after 20 epochs, 204 s (10.2 s per epoch). With both cores' BLAS threads
-the last digit may differ (98.66 %): the products add their terms in another order.
+98.64 % test accuracy after 20 epochs, 200 s (10 s per epoch). With both cores' BLAS threads
+the last digit may differ (98.65 %): the products add their terms in another order.
 
 Dropout masks come from the network's seed, the step count and the layer's position, so the run
 is reproducible and gives the same masks on every backend (see docs/regularisation.md).
