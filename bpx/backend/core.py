@@ -190,6 +190,14 @@ class Backend:
         else:
             out[...] = a @ b
 
+    def split_batches(self, stacked: Any, batches: int) -> list[Any]:
+        """The rows of ``batches`` equal consecutive batches ``(batches·m, ...)`` as one view
+        ``(m, ...)`` per batch (no operation for a single batch)."""
+        if batches == 1:
+            return [stacked]
+        xp = self.xp
+        return list(xp.unstack(xp.reshape(stacked, (batches, -1, *stacked.shape[1:]))))
+
     def relu_backward(self, grad: Any, output: Any) -> Any:
         """``grad · [output > 0]``: ReLU's backward from its output (same shape), in place in
         ``grad`` where the library allows. 1 operation on PyTorch (``threshold_backward``, what its

@@ -59,10 +59,7 @@ class Loss:
         batches at once and calls this once for them, so a loss may convert its targets here at a
         fraction of the per-step cost (:class:`SoftmaxCrossEntropy` turns labels into
         :class:`MeanOneHot` rows)."""
-        if batches == 1:
-            return [targets]
-        xp = backend.xp
-        return list(xp.unstack(xp.reshape(targets, (batches, -1, *targets.shape[1:]))))
+        return backend.split_batches(targets, batches)
 
     def prepare_targets(self, targets: Any, backend: Backend, output_shape: tuple[int, ...],
                         name: str = "targets") -> Any:
@@ -208,27 +205,23 @@ class SoftmaxCrossEntropy(Loss):
     def batch_targets(self, targets: Any, batches: int, backend: Backend, output_shape: tuple[int, ...]) -> list[Any]:
         if targets.ndim != 1:
             return super().batch_targets(targets, batches, backend, output_shape)
-        xp, n = backend.xp, targets.shape[0] // batches
-        rows = one_hot(targets, output_shape[0], backend.master_dtype, xp) * (1.0 / n)
-        per_batch = [rows] if batches == 1 else xp.unstack(xp.reshape(rows, (batches, n, rows.shape[1])))
-        return [MeanOneHot(r) for r in per_batch]
+        n = targets.shape[0] // batches
+        rows = one_hot(targets, output_shape[0], backend.master_dtype, backend.xp) * (1.0 / n)
+        return [MeanOneHot(r) for r in backend.split_batches(rows, batches)]
 
     def value_and_grad(self, outputs: Any, targets: Any, ctx: Context | None = None) -> tuple[Any, Any]:
         xp = _xp(outputs, ctx)
         z, n, k = outputs, outputs.shape[0], outputs.shape[1]
+        s = z - xp.max(z, axis=1, keepdims=True)  # the exponents are ≤ 0: no overflow
+        grad = xp.exp(s)  # becomes softmax(z), then the gradient, in place (it is ours)
+        total = xp.sum(grad, axis=1, keepdims=True)
         if isinstance(targets, MeanOneHot):  # 11 operations: fit's steps
             t = targets.rows
-            s = _max_shifted(z, xp)
-            grad = xp.exp(s)
-            total = xp.sum(grad, axis=1, keepdims=True)
             value = xp.sum(t * (xp.log(total) - s))
             total *= float(n)
             grad /= total
             grad -= t
             return value, grad
-        s = _max_shifted(z, xp)
-        grad = xp.exp(s)  # becomes softmax(z), then the gradient, in place (it is ours)
-        total = xp.sum(grad, axis=1, keepdims=True)
         grad /= total
         if targets.ndim == 1:
             t = xp.astype(targets[:, None] == _classes(k, targets, xp, ctx), z.dtype)
@@ -239,11 +232,6 @@ class SoftmaxCrossEntropy(Loss):
         grad -= t
         grad *= 1.0 / n
         return value, grad
-
-
-def _max_shifted(z: Any, xp: Any) -> Any:
-    """``z`` minus its row maxima: the exponents of a stable softmax are then ≤ 0."""
-    return z - xp.max(z, axis=1, keepdims=True)
 
 
 def _classes(k: int, labels: Any, xp: Any, ctx: Context | None) -> Any:

@@ -484,10 +484,7 @@ class Gradients:
             self.add(first, product[:rows, ...])
             self.add(second, self.backend.xp.reshape(product[rows:, ...], second.shape))
             return
-        shape = (a.shape[0], b.shape[1])
-        slot = self.store._grad_views.get((first, second, shape))  # type: ignore[call-overload]
-        if slot is None:
-            slot = self.store.joint_grad_slot(first, second, shape)
+        slot = self.store.joint_grad_slot(first, second, (a.shape[0], b.shape[1]))
         self._write_product(slot, a, b, (first, second))
 
     def _write_product(self, slot: Any, a: Any, b: Any, params: tuple[Parameter, ...]) -> None:

@@ -35,6 +35,13 @@ class DeviceData:
     def n(self) -> int:
         return int(self.x.shape[0])
 
+    def reference_rows(self, idx: Any, targets: Any, take: Callable[[Any, Any], Any]) -> Any:
+        """The accuracy reference of the rows ``idx``, given their already gathered ``targets``
+        (which it is, when the reference is the targets themselves); ``None`` without accuracy."""
+        if self.reference is None:
+            return None
+        return targets if self.reference is self.targets else take(self.reference, idx)
+
 
 def prepare_data(net: Network, loss: Loss, x: Any, targets: Any, metrics: list[str], prefix: str = "") -> DeviceData:
     """Move ``(x, targets)`` to the device once and validate them: shapes, dtypes, finite inputs
@@ -100,12 +107,10 @@ def gather_chunk(net: Network, loss: Loss, data: DeviceData, idx: Any, batches: 
     them, so the per-batch cost of moving data (and of the loss's target conversion) is a fraction
     of an operation."""
     backend = net.backend
-    take, xp = backend.take_rows, backend.xp
+    take = backend.take_rows
     x, targets = take(data.x, idx), take(data.targets, idx)
-    reference = None if data.reference is None else (
-        targets if data.reference is data.targets else take(data.reference, idx))
-    inputs = [x] if batches == 1 else list(xp.unstack(xp.reshape(x, (batches, -1, *x.shape[1:]))))
-    return Chunk(inputs, loss.batch_targets(targets, batches, backend, net.output_shape), reference)
+    return Chunk(backend.split_batches(x, batches), loss.batch_targets(targets, batches, backend, net.output_shape),
+                 data.reference_rows(idx, targets, take))
 
 
 def batch_ranges(n: int, batch_size: int) -> Iterator[tuple[int, int]]:

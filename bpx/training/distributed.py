@@ -187,9 +187,8 @@ def distributed_batch_function(net: Network, loss: Loss, optimizer: Optimizer, c
         if hi > lo:
             local = idx[lo:hi]
             targets = take(data.targets, local)
-            reference = None if data.reference is None else (
-                targets if data.reference is data.targets else take(data.reference, local))
-            result = train_step(net, take(data.x, local), targets, loss, optimizer, reference=reference,
+            result = train_step(net, take(data.x, local), targets, loss, optimizer,
+                                reference=data.reference_rows(local, targets, take),
                                 keep_gradients=False, reduce=reduce)
         else:  # an empty slice: no forward pass, zeros into the allreduce, the same update as the others
             master = backend.master_dtype

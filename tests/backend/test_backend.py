@@ -152,3 +152,14 @@ def test_relu_backward_is_one_operation_on_torch():
     with Count() as count:
         backend.relu_backward(grad, output)
     assert count.ops == ["threshold_backward.default"]
+
+
+@pytest.mark.parametrize("cfg", backend_params(dtypes=("float64",)))
+@pytest.mark.parametrize("host", [np.array([1.0, 2.0]), np.array([1, 2])], ids=["floats", "integers"])
+def test_asarray_with_copy_never_aliases_the_host_array(cfg, host):
+    """copy=True gives an array that a later change of the host data does not reach, whether or not
+    a cast was needed (NumPy's device is the host: there the copy is the only protection)."""
+    backend, host = cfg.backend(), host.copy()  # the parameter is shared by every case
+    moved = backend.asarray(host, copy=True)
+    host[0] = 99
+    assert bpx.to_host(moved).tolist()[0] == 1
