@@ -147,8 +147,10 @@ class Backend:
         if self.name == "jax":  # device_put needs half the host memory of jnp.asarray
             import jax
 
-            if dtype is not None:
-                host = host.astype(dtype, copy=False)
+            # On CPU, device_put may share an aligned host buffer (may_alias=False does not stop
+            # it for NumPy input), so copy=True copies on the host first.
+            if dtype is not None or copy:
+                host = host.astype(host.dtype if dtype is None else dtype, copy=bool(copy))
             return jax.device_put(host, self.device)
         return self.xp.asarray(host, dtype=dtype, device=self.device, copy=copy)
 
