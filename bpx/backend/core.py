@@ -58,6 +58,8 @@ class Backend:
         int_dtype: the namespace's default integer dtype (int64; int32 on JAX without x64).
         mutable: whether arrays can be updated in place (False for JAX).
         matmul_out: whether :meth:`matmul_into` writes in place (NumPy, CuPy, PyTorch).
+        narrow_transposed: whether products with few columns are computed transposed (see
+            :meth:`matmul`): PyTorch on the CPU with MKL, 1.3-6x slower for them as they are.
         fold_bias: whether ``Dense`` uses the bias trick in training, ``[x, 1] @ [W; b]``: one
             operation fewer per layer and step, which pays where each operation is a kernel launch
             (every backend but NumPy). On NumPy the copy into ``[x, 1]`` and the odd inner size
@@ -73,6 +75,7 @@ class Backend:
     mutable: bool = True
     matmul_out: bool = False
     fold_bias: bool = True
+    narrow_transposed: bool = False
     _take_rows: Any = None
     _matmul: Any = None
     _relu_backward: Any = None
@@ -185,9 +188,20 @@ class Backend:
             return self._take_rows(x, idx)
         return self.xp.take(x, idx, axis=0)
 
+    def matmul(self, a: Any, b: Any) -> Any:
+        """``a @ b`` for 2-D ``a`` ``(m, k)`` and ``b`` ``(k, n)``. Where :attr:`narrow_transposed`
+        holds and the product is narrow (see :func:`narrow_product`) it is computed as
+        ``(bᵀ aᵀ)ᵀ``: the same values, returned as a transposed (column-major) view."""
+        if self.narrow_transposed and narrow_product(a.shape, b.shape):
+            return (b.mT @ a.mT).mT
+        return a @ b
+
     def matmul_into(self, a: Any, b: Any, out: Any) -> None:
-        """``out[...] = a @ b``, in place without a temporary where the library allows."""
-        if self._matmul is not None:
+        """``out[...] = a @ b``, in place without a temporary where the library allows (a narrow
+        product under :attr:`narrow_transposed`: computed as in :meth:`matmul`, then copied)."""
+        if self.narrow_transposed and narrow_product(a.shape, b.shape):
+            out[...] = (b.mT @ a.mT).mT
+        elif self._matmul is not None:
             self._matmul(a, b, out=out)
         else:
             out[...] = a @ b
@@ -217,6 +231,15 @@ class Backend:
         if any(d is None for d in shape):
             raise ShapeError(f"{name} has an unknown dimension {shape}; bpx needs concrete shapes")
         return tuple(int(d) for d in shape)
+
+
+def narrow_product(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> bool:
+    """Whether ``(m, k) @ (k, n)`` is a narrow product: 2-15 columns, ``m ≥ 64``, ``k ≥ 32`` and
+    ``m·k ≥ 16384`` (a classifier's output layer and its weight gradient). MKL, which PyTorch uses
+    on the CPU, computes these 1.3-6x faster as ``(bᵀ aᵀ)ᵀ`` (the result then has few rows);
+    smaller products gain nothing, and one column is faster as it is (measured: README, "Performance")."""
+    (m, k), n = a_shape, b_shape[1]
+    return 2 <= n < 16 and m >= 64 and k >= 32 and m * k >= 16384
 
 
 def dtype_name(dtype: Any) -> str:
@@ -275,9 +298,16 @@ def get_backend(name: str | Backend | None = None, device: Any = None, dtype: An
     in_place = key in ("numpy", "cupy", "torch")
     compute = _compute_dtype(key, xp, name_of_dtype)
     return Backend(key, xp, dev, compute, name_of_dtype, int_dtype, mutable=key != "jax", matmul_out=in_place,
-                   fold_bias=key != "numpy", _take_rows=take_rows, _matmul=library.matmul if in_place else None,
+                   fold_bias=key != "numpy", narrow_transposed=_narrow_transposed(key, library, dev),
+                   _take_rows=take_rows, _matmul=library.matmul if in_place else None,
                    _relu_backward=_relu_backward(key, library),
                    master_dtype=xp.float32 if name_of_dtype in MIXED_DTYPES else compute)
+
+
+def _narrow_transposed(key: str, library: Any, device: Any) -> bool:
+    """Whether narrow products pay to be computed transposed: PyTorch on the CPU with MKL, where
+    they were measured (see :func:`narrow_product`); elsewhere the library's own choice stands."""
+    return key == "torch" and device.type == "cpu" and bool(library.backends.mkl.is_available())
 
 
 def _relu_backward(key: str, library: Any) -> Any:

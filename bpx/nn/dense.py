@@ -57,8 +57,8 @@ class Dense(Layer):
         joint = self._joint() if ctx.training and ctx.backend.fold_bias else None
         if joint is not None:  # the bias trick in training: [x, 1] @ [W; b], one product for both gradients
             x = ctx.backend.xp.concat([x, ctx.ones((x.shape[0], 1))], axis=1)
-            return x @ joint, x
-        y = x @ self.weight.value
+            return ctx.backend.matmul(x, joint), x
+        y = ctx.backend.matmul(x, self.weight.value)
         if self.bias is not None:
             y += self.bias.value
         return y, x

@@ -491,7 +491,7 @@ class Gradients:
         """``slot = a @ b`` (with ``out=`` where the backend allows) for the first contribution to
         ``params``; ``slot += a @ b`` for a later one (a shared layer)."""
         if params[0] in self._written:
-            slot += a @ b
+            slot += self.backend.matmul(a, b)
         else:
             self.backend.matmul_into(a, b, slot)
             self._written.update(params)

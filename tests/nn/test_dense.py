@@ -1,8 +1,11 @@
-"""Dense details not covered elsewhere: the fans its initialiser receives and its configuration."""
+"""Dense details not covered elsewhere: the fans its initialiser receives, its configuration, and a
+classifier layer wide enough for the transposed products against PyTorch autograd."""
 
 import numpy as np
+import pytest
 
 import bpx
+from bpx.testing import assert_close, backend_params
 
 
 def test_initialisers_receive_fan_in_and_fan_out():
@@ -48,3 +51,27 @@ def test_training_uses_the_bias_trick_where_the_backend_folds_and_inference_does
 
     dense.bias.trainable = False  # trained differently: no joint view
     assert dense._joint() is None
+
+
+@pytest.mark.parametrize("cfg", backend_params())
+@pytest.mark.parametrize("train_bias", [True, False], ids=["bias-trained", "bias-frozen"])
+def test_a_classifier_layer_wide_enough_for_the_transposed_products_matches_autograd(cfg, train_bias):
+    """Dense(128, 10) on a batch of 128: on PyTorch's CPU its forward product and its weight
+    gradient are narrow products (see ``narrow_product``), with the bias folded in or not."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    w, b = rng.normal(size=(128, 10)) / 8, rng.normal(size=10)
+    x, labels = rng.normal(size=(128, 128)), rng.integers(0, 10, size=128)
+    dense = bpx.Dense(128, 10, weight=w, bias=b, train_bias=train_bias)
+    net = bpx.Sequential(dense, backend=cfg.name, device=cfg.device, dtype=cfg.dtype, seed=0)
+    value = net.train_step(x, labels, "softmax_cross_entropy", bpx.SGD(lr=0.1))
+    W, B = torch.tensor(w, requires_grad=True), torch.tensor(b, requires_grad=train_bias)
+    logits = torch.tensor(x) @ W + B
+    ref = torch.nn.functional.cross_entropy(logits, torch.tensor(labels))
+    ref.backward()
+    assert_close(value, ref.item(), dtype=cfg.dtype)
+    assert_close(dense.weight.grad, W.grad.numpy(), dtype=cfg.dtype)
+    if train_bias:
+        assert_close(dense.bias.grad, B.grad.numpy(), dtype=cfg.dtype)
+    assert_close(net.predict(x), (torch.tensor(x) @ (W - 0.1 * W.grad) + B - 0.1 * (B.grad if train_bias else 0))
+                 .detach().numpy(), dtype=cfg.dtype, factor=4)
