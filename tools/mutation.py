@@ -73,8 +73,9 @@ SCOPE: dict[str, set[str] | None] = {
     "bpx/io/safetensors.py": {"SafetensorsReader", "is_safetensors", "load_safetensors", "_metadata"},
     "bpx/testing/gradcheck.py": None,
     # the backend's fast paths, each held to its standard spelling by tests/backend
-    "bpx/backend/core.py": {f"Backend.{name}" for name in ("take_rows", "matmul_into", "relu_backward",
-                                                           "split_batches", "from_host")} | {"_relu_backward"},
+    "bpx/backend/core.py": {f"Backend.{name}" for name in ("take_rows", "matmul", "matmul_into", "relu_backward",
+                                                           "split_batches", "from_host")}
+    | {"_relu_backward", "narrow_product", "_narrow_transposed"},
 }
 
 #: The tests that map lines to tests (the compiled, distributed, logger and CLI tests run in
@@ -251,8 +252,6 @@ EQUIVALENT: dict[str, str] = {
            "bpx/training/data.py::Chunk.count_correct::const@3:51-3:52")},
     "bpx/nn/activations.py::sigmoid::const@5:22-5:25": "m cancels out of e^m / (e^m + e^(m − x)); m = min(x, 1) "
     "keeps both exponents ≤ 1 (no overflow either): the same σ to rounding",
-    "bpx/backend/core.py::Backend.from_host::const@9:47-9:52": "an extra host copy before device_put (memory "
-    "and time only)",
     "bpx/nn/losses.py::SoftmaxCrossEntropy.batch_targets::binop@3:12-3:39": "the rows split evenly into the "
     "batches, so n is the same whole number as a float",
     "bpx/backend/core.py::_relu_backward::return@7:8-7:72": "on NumPy the standard spelling gives the same "

@@ -217,16 +217,18 @@ def test_torch_cpu_multiplies_narrow_products_transposed():
             self.mm = []
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.__name__ == "mm.default":
+            if func.__name__ in ("mm.default", "mm.out"):
                 self.mm.append((tuple(args[0].shape), tuple(args[1].shape)))
             return func(*args, **(kwargs or {}))
 
     backend = bpx.get_backend("torch")
     assert backend.narrow_transposed and not bpx.get_backend("numpy").narrow_transposed
     a, b, out = torch.ones(128, 257), torch.ones(257, 10), torch.empty(128, 10)
+    wide, out_wide = torch.ones(257, 16), torch.empty(128, 16)
     with Shapes() as seen:
         backend.matmul(a, b)
         backend.matmul_into(a, b, out)
-        backend.matmul(a, torch.ones(257, 16))
-    assert seen.mm == [((10, 257), (257, 128)), ((10, 257), (257, 128)), ((128, 257), (257, 16))]
-    assert torch.equal(out, torch.full((128, 10), 257.0))
+        backend.matmul(a, wide)
+        backend.matmul_into(a, wide, out_wide)
+    assert seen.mm == [((10, 257), (257, 128))] * 2 + [((128, 257), (257, 16))] * 2
+    assert torch.equal(out, torch.full((128, 10), 257.0)) and torch.equal(out_wide, torch.full((128, 16), 257.0))
