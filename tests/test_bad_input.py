@@ -7,6 +7,7 @@ Random bad values over every argument are in ``tests/property/test_bad_values.py
 """
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -449,9 +450,23 @@ def test_finite_device_data_whose_sum_overflows_is_accepted(config):
     net = small_net(config)
     big = float(np.finfo(np.float32).max) / 2
     x = np.full((2, 4), big)
-    assert np.isinf(x.astype(np.float32).sum(dtype=np.float32)) and np.isfinite(x.astype(np.float32)).all()
-    data = prepare_data(net, bpx.get_loss("ce"), net.backend.asarray(x), LABELS, ["accuracy"])
+    with np.errstate(over="ignore"):
+        assert np.isinf(x.astype(np.float32).sum(dtype=np.float32)) and np.isfinite(x.astype(np.float32)).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bpx's own check draws no overflow warning
+        data = prepare_data(net, bpx.get_loss("ce"), net.backend.asarray(x), LABELS, ["accuracy"])
     assert float(bpx.to_host(data.x)[1, 3]) == pytest.approx(big)
+
+
+@pytest.mark.parametrize("config", EVERY_BACKEND)
+def test_large_finite_host_data_draws_no_warning(config):
+    """Host data whose sum overflows is checked exactly, without NumPy's overflow warning."""
+    net = small_net(config)
+    x = np.full((2, 4), float(np.finfo(np.float32).max) / 2, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = net.prepare_inputs(x)
+    assert float(bpx.to_host(out)[0, 0]) == pytest.approx(float(x[0, 0]))
 
 
 def test_values_that_overflow_the_network_dtype_are_refused():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BpxValueError, ShapeError
-from ..host.arrays import finite_or_raise, is_host, to_host
+from ..host.arrays import finite_or_raise, is_host, overflow_quietly, to_host
 from ..nn.losses import Loss
 from ..nn.network import Network
 from .metrics import accuracy_reference, count_matches
@@ -61,7 +61,8 @@ def prepare_data(net: Network, loss: Loss, x: Any, targets: Any, metrics: list[s
             # A finite sum has finite terms: one reduction (PyTorch's isfinite on the CPU costs 30×
             # more). A sum that is not finite (a bad value, or finite values that overflowed) is
             # settled exactly on the host.
-            finite = to_host(xp.stack([xp.isfinite(xp.sum(arr)) for arr, _ in device])).tolist()
+            with overflow_quietly():  # NumPy (and array-api-strict) would warn about the overflow
+                finite = to_host(xp.stack([xp.isfinite(xp.sum(arr)) for arr, _ in device])).tolist()
             for ok, (arr, what) in zip(finite, device, strict=True):
                 if not ok:
                     finite_or_raise(to_host(arr), f"{prefix}{what}")
