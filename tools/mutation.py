@@ -243,7 +243,7 @@ EQUIVALENT: dict[str, str] = {
     "inference",
     "bpx/training/data.py::prepare_data::boolop@13:21-13:82": "`or` also re-checks host data, already checked "
     "finite on the host, on the device: nothing new is found",
-    "bpx/training/data.py::prepare_data::const@19:62-19:66": "zip strictness: one flag is computed per array",
+    "bpx/training/data.py::prepare_data::const@20:62-20:66": "zip strictness: one flag is computed per array",
     "bpx/training/data.py::chunk_batches::const@2:24-2:25": "an input row has at least one value (layers reject "
     "empty shapes), so the guard against a zero row size never acts",
     **{key: "a shortcut for one batch: reshaping to a single batch and unstacking it, or joining one array, gives "

@@ -199,12 +199,10 @@ class Backend:
     def matmul_into(self, a: Any, b: Any, out: Any) -> None:
         """``out[...] = a @ b``, in place without a temporary where the library allows (a narrow
         product under :attr:`narrow_transposed`: computed as in :meth:`matmul`, then copied)."""
-        if self.narrow_transposed and narrow_product(a.shape, b.shape):
-            out[...] = (b.mT @ a.mT).mT
-        elif self._matmul is not None:
+        if self._matmul is not None and not (self.narrow_transposed and narrow_product(a.shape, b.shape)):
             self._matmul(a, b, out=out)
         else:
-            out[...] = a @ b
+            out[...] = self.matmul(a, b)
 
     def split_batches(self, stacked: Any, batches: int) -> list[Any]:
         """The rows of ``batches`` equal consecutive batches ``(batches·m, ...)`` as one view

@@ -133,25 +133,33 @@ def test_only_numpy_does_not_fold_the_bias(cfg):
     assert backend.fold_bias == (backend.name != "numpy")
 
 
-def test_relu_backward_is_one_operation_on_torch():
-    """PyTorch's fast path is its fused kernel (the standard spelling would be 3 dispatches)."""
+def torch_dispatches():
+    """A PyTorch dispatch mode recording ``(operation, shapes of its positional tensors)`` of every
+    call made under it, in ``.calls``."""
     torch = pytest.importorskip("torch")
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    class Count(TorchDispatchMode):
+    class Record(TorchDispatchMode):
         def __init__(self):
             super().__init__()
-            self.ops = []
+            self.calls = []
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.ops.append(func.__name__)
+            shapes = tuple(tuple(a.shape) for a in args if isinstance(a, torch.Tensor))
+            self.calls.append((func.__name__, shapes))
             return func(*args, **(kwargs or {}))
 
+    return Record()
+
+
+def test_relu_backward_is_one_operation_on_torch():
+    """PyTorch's fast path is its fused kernel (the standard spelling would be 3 dispatches)."""
+    torch = pytest.importorskip("torch")
     backend = bpx.get_backend("torch")
     grad, output = torch.ones(3, 4), torch.relu(torch.randn(3, 4))
-    with Count() as count:
+    with torch_dispatches() as seen:
         backend.relu_backward(grad, output)
-    assert count.ops == ["threshold_backward.default"]
+    assert [name for name, _ in seen.calls] == ["threshold_backward.default"]
 
 
 @pytest.mark.parametrize("cfg", backend_params(dtypes=("float64",)))
@@ -209,26 +217,17 @@ def test_torch_cpu_multiplies_narrow_products_transposed():
     """On PyTorch's CPU a narrow product runs as (bᵀ aᵀ)ᵀ: one ``mm`` with the operands swapped
     (1.3-6x faster under MKL), and ``matmul_into`` adds one copy into the slot."""
     torch = pytest.importorskip("torch")
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Shapes(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.mm = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.__name__ in ("mm.default", "mm.out"):
-                self.mm.append((tuple(args[0].shape), tuple(args[1].shape)))
-            return func(*args, **(kwargs or {}))
-
     backend = bpx.get_backend("torch")
     assert backend.narrow_transposed and not bpx.get_backend("numpy").narrow_transposed
     a, b, out = torch.ones(128, 257), torch.ones(257, 10), torch.empty(128, 10)
     wide, out_wide = torch.ones(257, 16), torch.empty(128, 16)
-    with Shapes() as seen:
+    with torch_dispatches() as seen:
         backend.matmul(a, b)
         backend.matmul_into(a, b, out)
         backend.matmul(a, wide)
         backend.matmul_into(a, wide, out_wide)
-    assert seen.mm == [((10, 257), (257, 128))] * 2 + [((128, 257), (257, 16))] * 2
+    products = [call for call in seen.calls if call[0] in ("mm.default", "mm.out")]
+    narrow, wide_shapes = ((10, 257), (257, 128)), ((128, 257), (257, 16))
+    # a wide product goes into its slot with out= (no temporary); a narrow one is copied there
+    assert products == [("mm.default", narrow)] * 2 + [("mm.default", wide_shapes), ("mm.out", wide_shapes)]
     assert torch.equal(out, torch.full((128, 10), 257.0)) and torch.equal(out_wide, torch.full((128, 16), 257.0))
